@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "idp-sync",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "idp-sync", targets: ["idp-sync"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C system modules: each has exactly one importer.
+        .systemLibrary(
+            name: "CLDAP", pkgConfig: "ldap",
+            providers: [.apt(["libldap-dev"])]),
+        .systemLibrary(
+            name: "CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        // Pure core: model, matching, planner, brakes, plan rendering. Standard library only.
+        .target(name: "SyncCore"),
+        // The run itself and its ports (DirectorySource, Gateway, JournalStore).
+        .target(
+            name: "SyncEngine",
+            dependencies: [
+                "SyncCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .target(name: "CurlHTTP", dependencies: ["CCurl"]),
+        .target(
+            name: "LDAPDirectory",
+            dependencies: ["SyncEngine", "SyncCore", "CLDAP", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "KongGateway",
+            dependencies: ["SyncEngine", "SyncCore", "CurlHTTP", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "SyncJournal",
+            dependencies: ["SyncEngine", "SyncCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "SyncConfig", dependencies: ["SyncCore", "Yams"]),
+        .target(
+            name: "IdPSyncCLI",
+            dependencies: [
+                "SyncConfig", "LDAPDirectory", "KongGateway", "SyncJournal", "SyncEngine", "SyncCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(name: "idp-sync", dependencies: ["IdPSyncCLI"]),
+
+        .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"]),
+        .testTarget(name: "SyncJournalTests", dependencies: ["SyncJournal", "SyncEngine", "SyncCore"]),
+        .testTarget(name: "SyncConfigTests", dependencies: ["SyncConfig", "SyncCore"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["LDAPDirectory", "KongGateway", "SyncEngine", "SyncCore", "SyncConfig"]),
+    ]
+)

@@ -1,0 +1,39 @@
+import KongGateway
+import LDAPDirectory
+import Logging
+import SyncConfig
+import SyncCore
+import SyncEngine
+
+/// The composition root: the only place where live adapters are built from the config.
+enum LiveAdapters {
+    static func source(_ config: SyncConfiguration, logger: Logger) -> any DirectorySource {
+        switch config.source {
+        case .ldap(let ldap):
+            return LDAPDirectorySource(
+                settings: LDAPSettings(
+                    url: ldap.url, bindDN: ldap.bindDN, bindPassword: ldap.bindPassword, baseDN: ldap.baseDN,
+                    filter: ldap.filter, pageSize: ldap.pageSize, idAttribute: ldap.idAttribute,
+                    usernameAttribute: ldap.usernameAttribute, disabledFilter: ldap.disabledFilter,
+                    timeoutSeconds: ldap.timeoutSeconds, caFile: ldap.caFile, startTLS: ldap.startTLS),
+                logger: logger)
+        }
+    }
+
+    static func gateways(_ config: SyncConfiguration, logger: Logger) -> [KongAdminClient] {
+        config.gateways.map { gateway in
+            KongAdminClient(
+                settings: KongSettings(
+                    name: gateway.name, adminURL: gateway.adminURL, token: gateway.token,
+                    selectTags: gateway.selectTags, timeoutSeconds: gateway.timeoutSeconds, caFile: gateway.caFile,
+                    clientCert: gateway.clientCert, clientKey: gateway.clientKey),
+                logger: logger)
+        }
+    }
+
+    static func planner(_ config: SyncConfiguration) -> Planner {
+        Planner(
+            policy: config.policy,
+            gateways: config.gateways.map { GatewayPolicy(name: $0.name, match: $0.match) })
+    }
+}

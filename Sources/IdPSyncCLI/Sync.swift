@@ -1,0 +1,133 @@
+import ArgumentParser
+import Logging
+import SyncConfig
+import SyncCore
+import SyncEngine
+import SyncJournal
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `idp-sync sync`: one reconciliation.
+struct Sync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reconcile the gateways with the directory once.",
+        discussion: """
+            Reads every user and every managed consumer, plans, checks the brakes, then applies the plan with \
+            each write journaled. --dry-run prints the plan and writes nothing.
+            """)
+
+    @OptionGroup var options: ConfigOptions
+
+    @Flag(name: .long, help: "Print the plan; write nothing to any gateway or the journal.")
+    var dryRun = false
+
+    @Option(name: .long, help: "text or json (the report of every exit path).")
+    var output: OutputFormat = .text
+
+    @Flag(name: .long, help: "Exit 2 when changes were planned or made.")
+    var detailedExitcode = false
+
+    @Option(name: .long, help: "Apply the plan only if its hash is exactly this (overrides the brakes).")
+    var acceptPlan: String?
+
+    @Option(name: .long, help: "Accept a drop of the directory to exactly this many users, once.")
+    var acceptUsers: Int?
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelOption = .info
+
+    func run() async throws {
+        let logger = Logs.logger(level: logLevel)
+        let loader = ConfigLoader(environment: Environment.all)
+        let config: SyncConfiguration
+        do {
+            config = try loader.load(path: options.config)
+        } catch let error as ConfigError {
+            finish(failure: error.description)
+        }
+        let configBytes = Array((ConfigLoader.readTextFile(options.config) ?? "").utf8)
+        let runID = Self.newRunID()
+
+        var lock: JournalLock? = nil
+        var journal: JournalFile? = nil
+        var lastGoodUsers: Int? = nil
+        var startFields: [String: JSONValue] = [
+            "version": .string(IdPSync.version), "host": .string(Environment.hostname),
+            "uid": .int(Int64(getuid())), "config_sha256": .string(KeyFingerprint.hexSHA256(configBytes)),
+        ]
+        do {
+            if dryRun {
+                lastGoodUsers = try JournalScan.scan(path: config.journalPath, repairTornTail: false).lastGoodUsers
+            } else {
+                lock = try JournalLock(journalPath: config.journalPath)
+                let file = try JournalFile(path: config.journalPath)
+                if let repaired = file.repaired {
+                    startFields["repaired"] = .string(repaired)
+                    logger.warning("journal repaired", metadata: ["journal.repaired": "\(repaired)"])
+                }
+                lastGoodUsers = file.lastGoodUsers
+                journal = file
+            }
+        } catch {
+            finish(failure: "\(error)")
+        }
+
+        StopSignal.install()
+        let engine = SyncRun(
+            source: LiveAdapters.source(config, logger: logger), sourceType: config.source.type,
+            gateways: LiveAdapters.gateways(config, logger: logger), planner: LiveAdapters.planner(config),
+            journal: journal, runID: runID, startFields: startFields, logger: logger,
+            now: { Environment.unixNow() }, shouldStop: { StopSignal.requested })
+        let report = await engine.run(
+            RunOptions(
+                dryRun: dryRun, acceptPlan: acceptPlan, acceptUsers: acceptUsers, lastGoodUsers: lastGoodUsers,
+                detailedExitCode: detailedExitcode))
+        emit(report)
+        var metadata: Logger.Metadata = ["sync.exit_code": "\(report.exitStatus.rawValue)"]
+        if let journal { metadata["journal.head"] = "\(journal.head)" }
+        logger.info("run finished", metadata: metadata)
+        withExtendedLifetime(lock) {}
+        throw ExitCode(report.exitStatus.rawValue)
+    }
+
+    private func emit(_ report: RunReport) {
+        switch output {
+        case .json: print(report.json.canonical)
+        case .text: print(report.text(color: isatty(1) == 1), terminator: "")
+        }
+    }
+
+    /// Reports an error before any run started, in the chosen output, and exits 1.
+    private func finish(failure: String) -> Never {
+        var report = RunReport(run: nil, dryRun: dryRun, sourceType: "unknown")
+        report.errors = [failure]
+        report.exitStatus = .error
+        if output == .json {
+            print(report.json.canonical)
+        }
+        Console.error("error: \(failure)\n")
+        Foundation_exit(1)
+    }
+
+    static func newRunID() -> String {
+        let stamp = TimeFormat.rfc3339(Environment.unixNow()).filter { $0 != "-" && $0 != ":" }
+        let hex = String(UInt16.random(in: 0...UInt16.max), radix: 16)
+        return "r-\(stamp)-\(String(repeating: "0", count: 4 - hex.count))\(hex)"
+    }
+}
+
+func Foundation_exit(_ code: Int32) -> Never { exit(code) }
+
+/// SIGTERM and SIGINT ask the run to stop after the write in flight.
+enum StopSignal {
+    nonisolated(unsafe) static var flag: sig_atomic_t = 0
+
+    static var requested: Bool { flag != 0 }
+
+    static func install() {
+        signal(SIGTERM) { _ in StopSignal.flag = 1 }
+        signal(SIGINT) { _ in StopSignal.flag = 1 }
+    }
+}

@@ -1,0 +1,194 @@
+import CurlHTTP
+import Logging
+import SyncCore
+import SyncEngine
+
+/// A Kong Admin API (3.x, DB-backed) as one gateway of the sync.
+///
+/// Reads in bulk: managed consumers by `select_tags` and our plugins by tag, 1000 a page, following
+/// `offset` (never `next`, which drops size and tags on nested lists and misses path prefixes).
+/// Keys and other plugins are read only for the consumers the plan acts on.
+public final class KongAdminClient: Gateway, @unchecked Sendable {
+    public let settings: KongSettings
+    public var name: String { settings.name }
+    private let http: HTTPClient
+    private let logger: Logger
+    private let base: String
+
+    public init(settings: KongSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+        self.http = HTTPClient(
+            options: HTTPClientOptions(
+                timeoutSeconds: settings.timeoutSeconds, caFile: settings.caFile, clientCert: settings.clientCert,
+                clientKey: settings.clientKey))
+        var base = settings.adminURL
+        while base.hasSuffix("/") { base.removeLast() }
+        self.base = base
+    }
+
+    // MARK: Requests
+
+    struct Answer {
+        var status: Int
+        var body: [UInt8]
+        func json() throws -> JSONValue { try JSONParser.parse(body) }
+    }
+
+    private func request(_ method: String, _ path: String, body: JSONValue? = nil) async throws -> Answer {
+        var headers: [(String, String)] = [("Accept", "application/json")]
+        if let token = settings.token { headers.append(("Kong-Admin-Token", token)) }
+        var bytes: [UInt8]? = nil
+        if let body {
+            headers.append(("Content-Type", "application/json"))
+            bytes = Array(body.canonical.utf8)
+        }
+        let response: HTTPResponse
+        do {
+            response = try await http.send(HTTPRequest(method: method, url: base + path, headers: headers, body: bytes))
+        } catch let error as HTTPTransportError {
+            throw GatewayError("gateway \(name): \(method) \(base)\(Self.pathOnly(path)): \(error.description); check admin_url, the network and ca_file")
+        }
+        logger.debug(
+            "kong request", metadata: ["sync.gateway": "\(name)", "http.method": "\(method)", "http.path": "\(Self.pathOnly(path))", "http.status": "\(response.status)"])
+        if response.status == 401 || response.status == 403 {
+            throw GatewayError(
+                "gateway \(name): \(method) \(Self.pathOnly(path)) answered \(response.status) (\(Wire.errorMessage(response.body))); check token_file / Kong-Admin-Token",
+                status: response.status)
+        }
+        return Answer(status: response.status, body: response.body)
+    }
+
+    private func failure(_ method: String, _ path: String, _ answer: Answer) -> GatewayError {
+        GatewayError(
+            "gateway \(name): \(method) \(Self.pathOnly(path)) answered \(answer.status): \(Wire.errorMessage(answer.body))",
+            status: answer.status)
+    }
+
+    static func pathOnly(_ path: String) -> String {
+        path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+    }
+
+    private func json(_ method: String, _ path: String, _ answer: Answer) throws -> JSONValue {
+        do {
+            return try answer.json()
+        } catch {
+            throw GatewayError("gateway \(name): \(method) \(Self.pathOnly(path)) answered \(answer.status) with invalid JSON")
+        }
+    }
+
+    /// Every page of a collection, by `offset`.
+    private func list(_ path: String, query: [(String, String)]) async throws -> [JSONValue] {
+        var items: [JSONValue] = []
+        var offset: String? = nil
+        var pages = 0
+        repeat {
+            var q = query + [("size", "1000")]
+            if let offset { q.append(("offset", offset)) }
+            let full = path + "?" + q.map { "\($0.0)=\(URLEncoding.component($0.1))" }.joined(separator: "&")
+            let answer = try await request("GET", full)
+            guard answer.status == 200 else { throw failure("GET", full, answer) }
+            let page = try json("GET", full, answer)
+            guard let data = page["data"]?.arrayValue else {
+                throw GatewayError("gateway \(name): GET \(path) answered without a data array")
+            }
+            items += data
+            offset = page["offset"]?.stringValue
+            pages += 1
+            if pages > 1_000_000 { throw GatewayError("gateway \(name): GET \(path) never stopped paging") }
+        } while offset != nil
+        return items
+    }
+
+    // MARK: Gateway
+
+    public func snapshot() async throws -> GatewaySnapshot {
+        let rootAnswer = try await request("GET", "/")
+        guard rootAnswer.status == 200 else { throw failure("GET", "/", rootAnswer) }
+        let root = try json("GET", "/", rootAnswer)
+        if root["configuration"]?["database"]?.stringValue == "off" {
+            throw GatewayError(
+                "gateway \(name) at \(base) is DB-less (database: off) and cannot be written; point admin_url at a database-backed Kong node")
+        }
+        async let consumerItems = list("/consumers", query: [("tags", settings.selectTags.joined(separator: ","))])
+        let pluginItems = try await list("/plugins", query: [("tags", Marks.pluginTag)])
+        var consumers: [Consumer] = []
+        for item in try await consumerItems {
+            guard let consumer = Wire.consumer(item) else {
+                throw GatewayError("gateway \(name): a consumer in GET /consumers has no id")
+            }
+            consumers.append(consumer)
+        }
+        var ours: [ConsumerID: ConsumerPlugin] = [:]
+        for item in pluginItems {
+            if let plugin = Wire.plugin(item), plugin.isOurs, let consumer = plugin.consumerID { ours[consumer] = plugin }
+        }
+        return GatewaySnapshot(name: name, consumers: consumers, ourPlugins: ours)
+    }
+
+    public func details(for consumers: [ConsumerID]) async throws -> [ConsumerID: ConsumerDetails] {
+        var result: [ConsumerID: ConsumerDetails] = [:]
+        for id in consumers {
+            let segment = URLEncoding.component(id.rawValue)
+            let keys = try await list("/consumers/\(segment)/key-auth", query: []).compactMap(Wire.key)
+            let plugins = try await list("/consumers/\(segment)/plugins", query: []).compactMap(Wire.plugin)
+            result[id] = ConsumerDetails(keys: keys.sorted(), plugins: plugins)
+        }
+        return result
+    }
+
+    public func readConsumer(_ id: ConsumerID) async throws -> Consumer? {
+        let path = "/consumers/\(URLEncoding.component(id.rawValue))"
+        let answer = try await request("GET", path)
+        if answer.status == 404 { return nil }
+        guard answer.status == 200 else { throw failure("GET", path, answer) }
+        guard let consumer = Wire.consumer(try json("GET", path, answer)) else {
+            throw GatewayError("gateway \(name): GET \(path) answered without an id")
+        }
+        return consumer
+    }
+
+    public func setTags(_ id: ConsumerID, _ tags: [String]) async throws -> Consumer {
+        let path = "/consumers/\(URLEncoding.component(id.rawValue))"
+        let answer = try await request("PATCH", path, body: ["tags": JSONValue(tags)])
+        guard answer.status == 200 else { throw failure("PATCH", path, answer) }
+        guard let consumer = Wire.consumer(try json("PATCH", path, answer)) else {
+            throw GatewayError("gateway \(name): PATCH \(path) answered without an id")
+        }
+        return consumer
+    }
+
+    public func addBlockPlugin(_ id: ConsumerID) async throws -> AddPluginResult {
+        let path = "/consumers/\(URLEncoding.component(id.rawValue))/plugins"
+        let body: JSONValue = [
+            "name": .string(Marks.pluginName),
+            "config": ["status_code": .int(Int64(Marks.pluginStatus)), "message": .string(Marks.pluginMessage)],
+            "tags": [.string(Marks.pluginTag)],
+        ]
+        let answer = try await request("POST", path, body: body)
+        if answer.status == 201, let plugin = Wire.plugin(try json("POST", path, answer)) {
+            return .created(plugin.id)
+        }
+        if answer.status == 409 {
+            // One request-termination per consumer: is the one in the way ours?
+            let existing = try await list(path, query: []).compactMap(Wire.plugin)
+            if let ours = existing.first(where: { $0.isOurs && $0.consumerID == id }) { return .alreadyOurs(ours.id) }
+            throw GatewayError(
+                "gateway \(name): consumer \(id) already has a request-termination plugin that is not ours (conflict)",
+                status: 409)
+        }
+        throw failure("POST", path, answer)
+    }
+
+    public func removePlugin(_ id: PluginID, of consumer: ConsumerID) async throws {
+        let path = "/consumers/\(URLEncoding.component(consumer.rawValue))/plugins/\(URLEncoding.component(id.rawValue))"
+        let answer = try await request("DELETE", path)
+        guard answer.status == 204 || answer.status == 404 else { throw failure("DELETE", path, answer) }
+    }
+
+    public func deleteKey(_ id: KeyID, of consumer: ConsumerID) async throws {
+        let path = "/consumers/\(URLEncoding.component(consumer.rawValue))/key-auth/\(URLEncoding.component(id.rawValue))"
+        let answer = try await request("DELETE", path)
+        guard answer.status == 204 || answer.status == 404 else { throw failure("DELETE", path, answer) }
+    }
+}

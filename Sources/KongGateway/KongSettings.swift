@@ -1,0 +1,28 @@
+import SyncCore
+
+/// What the Kong adapter needs from `gateways[i]` in the config.
+public struct KongSettings: Sendable {
+    public var name: String
+    public var adminURL: String
+    /// Sent as `Kong-Admin-Token`; never logged.
+    public var token: String?
+    public var selectTags: [String]
+    public var timeoutSeconds: Int
+    public var caFile: String?
+    public var clientCert: String?
+    public var clientKey: String?
+
+    public init(
+        name: String, adminURL: String, token: String? = nil, selectTags: [String], timeoutSeconds: Int = 30,
+        caFile: String? = nil, clientCert: String? = nil, clientKey: String? = nil
+    ) {
+        self.name = name
+        self.adminURL = adminURL
+        self.token = token
+        self.selectTags = selectTags
+        self.timeoutSeconds = timeoutSeconds
+        self.caFile = caFile
+        self.clientCert = clientCert
+        self.clientKey = clientKey
+    }
+}

@@ -1,0 +1,287 @@
+import CLDAP
+import Dispatch
+import Logging
+import SyncCore
+import SyncEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads every entitled user from an LDAP directory with the paged results control (RFC 2696).
+///
+/// Fails closed (product.md §4.1): the read is a snapshot only if every page ended with result 0,
+/// the last cookie came back empty and no referral or continuation reference arrived. libldap's
+/// blocking calls run on a serial queue of their own, never on the cooperative pool.
+public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
+    public let settings: LDAPSettings
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "idp-sync.ldap")
+
+    /// The ppolicy value that means "locked by an administrator" (not a lockout after failed binds).
+    static let administrativeLock = "000001010000Z"
+    static let lockAttribute = "pwdAccountLockedTime"
+
+    public init(settings: LDAPSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func snapshot() async throws -> DirectorySnapshot {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try self.read() })
+            }
+        }
+    }
+
+    /// Binds and checks the connection only (for `check-config --connect`).
+    public func checkConnection() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            queue.async {
+                continuation.resume(
+                    with: Result {
+                        let connection = try Connection(settings: self.settings)
+                        connection.close()
+                    })
+            }
+        }
+    }
+
+    private func read() throws -> DirectorySnapshot {
+        let connection = try Connection(settings: settings)
+        defer { connection.close() }
+        let filter = LDAPValue.parenthesized(settings.filter)
+        let attributes = [settings.idAttribute, settings.usernameAttribute, Self.lockAttribute]
+        var users: [DirectoryUser] = []
+        var seen: [String: String] = [:]
+        try connection.pagedSearch(filter: filter, attributes: attributes) { dn, values in
+            guard let idBytes = values[settings.idAttribute.lowercased()]?.first,
+                let id = LDAPValue.id(idBytes, attribute: settings.idAttribute)
+            else {
+                throw SourceError(
+                    "LDAP \(settings.url): entry \(dn) has no readable \(settings.idAttribute); check id_attribute and the bind user's read access")
+            }
+            if let other = seen[MatchKey.normalize(id, as: .id)] {
+                throw SourceError("LDAP \(settings.url): entries \(other) and \(dn) share \(settings.idAttribute) \(id)")
+            }
+            seen[MatchKey.normalize(id, as: .id)] = dn
+            let username = values[settings.usernameAttribute.lowercased()]?.first.flatMap {
+                String(validating: $0, as: UTF8.self)
+            }
+            let locked = values[Self.lockAttribute.lowercased()]?.contains {
+                String(decoding: $0, as: UTF8.self) == Self.administrativeLock
+            } ?? false
+            users.append(
+                DirectoryUser(
+                    id: UserID(id), username: username, state: locked ? .deactivated : .active,
+                    deactivationReason: locked ? "ppolicy administrative lock" : nil))
+        }
+        if let disabledFilter = settings.disabledFilter {
+            var disabled: Set<String> = []
+            try connection.pagedSearch(
+                filter: "(&\(filter)\(LDAPValue.parenthesized(disabledFilter)))", attributes: [settings.idAttribute]
+            ) { _, values in
+                if let bytes = values[settings.idAttribute.lowercased()]?.first,
+                    let id = LDAPValue.id(bytes, attribute: settings.idAttribute)
+                {
+                    disabled.insert(MatchKey.normalize(id, as: .id))
+                }
+            }
+            for i in users.indices where users[i].state == .active && disabled.contains(MatchKey.normalize(users[i].id.rawValue, as: .id)) {
+                users[i].state = .deactivated
+                users[i].deactivationReason = "matches disabled_filter"
+            }
+        }
+        logger.debug("ldap read complete", metadata: ["ldap.users": "\(users.count)"])
+        return DirectorySnapshot(sourceType: "ldap", scope: settings.baseDN, users: users)
+    }
+}
+
+/// One bound libldap handle, used from one serial queue only.
+final class Connection {
+    let settings: LDAPSettings
+    private var ld: OpaquePointer?
+
+    init(settings: LDAPSettings) throws {
+        self.settings = settings
+        var handle: OpaquePointer? = nil
+        let rc = ldap_initialize(&handle, settings.url)
+        guard rc == LDAP_SUCCESS, let handle else {
+            throw SourceError("LDAP \(settings.url): invalid url (\(String(cString: ldap_err2string(rc))))")
+        }
+        ld = handle
+        idpsync_ldap_set_int(handle, LDAP_OPT_PROTOCOL_VERSION, LDAP_VERSION3)
+        idpsync_ldap_set_timeval(handle, LDAP_OPT_NETWORK_TIMEOUT, settings.timeoutSeconds)
+        idpsync_ldap_set_timeval(handle, LDAP_OPT_TIMEOUT, settings.timeoutSeconds)
+        idpsync_ldap_set_off(handle, LDAP_OPT_REFERRALS)
+        if let ca = settings.caFile {
+            idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, LDAP_OPT_X_TLS_DEMAND)
+            idpsync_ldap_set_string(handle, LDAP_OPT_X_TLS_CACERTFILE, ca)
+            // libldap ignores a per-handle CA file until a new TLS context is made.
+            idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_NEWCTX, 0)
+        }
+        if settings.startTLS {
+            let rc = ldap_start_tls_s(handle, nil, nil)
+            guard rc == LDAP_SUCCESS else { throw error(rc, "StartTLS failed; check ca_file and the certificate's name") }
+        }
+        if let dn = settings.bindDN {
+            let password = settings.bindPassword ?? ""
+            var rc: Int32 = 0
+            password.withCString { pointer in
+                var cred = berval(bv_len: ber_len_t(strlen(pointer)), bv_val: UnsafeMutablePointer(mutating: pointer))
+                rc = ldap_sasl_bind_s(handle, dn, nil, &cred, nil, nil, nil)
+            }
+            guard rc == LDAP_SUCCESS else {
+                let hint =
+                    rc == LDAP_INVALID_CREDENTIALS
+                    ? "check bind_dn and the bind password" : "check url, the network and TLS settings"
+                throw error(rc, "bind as \(dn) failed; \(hint)")
+            }
+        }
+    }
+
+    func close() {
+        if let ld { ldap_unbind_ext_s(ld, nil, nil) }
+        ld = nil
+    }
+
+    deinit { close() }
+
+    func error(_ rc: Int32, _ what: String) -> SourceError {
+        var text = "LDAP \(settings.url): \(what): \(String(cString: ldap_err2string(rc))) (\(rc))"
+        if let ld, let diagnostic = idpsync_ldap_diagnostic(ld) {
+            let message = String(cString: diagnostic)
+            ldap_memfree(diagnostic)
+            if !message.isEmpty { text += ": \(message)" }
+        }
+        return SourceError(text)
+    }
+
+    /// Runs a paged subtree search and hands each entry's DN and values (attribute names lowercased).
+    /// Throws unless the whole result set arrived.
+    func pagedSearch(
+        filter: String, attributes: [String], entry: (String, [String: [[UInt8]]]) throws -> Void
+    ) throws {
+        guard let ld else { throw SourceError("LDAP \(settings.url): not connected") }
+        var cookie = berval(bv_len: 0, bv_val: nil)
+        var cookieOwned = false
+        defer { if cookieOwned { ber_memfree(cookie.bv_val) } }
+        var page = 0
+        var cAttributes: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0) } + [nil]
+        defer { for p in cAttributes { free(p) } }
+        repeat {
+            page += 1
+            var control: UnsafeMutablePointer<LDAPControl>? = nil
+            var rc = ldap_create_page_control(ld, ber_int_t(settings.pageSize), &cookie, 1, &control)
+            guard rc == LDAP_SUCCESS else { throw error(rc, "cannot create the paged results control") }
+            defer { ldap_control_free(control) }
+            var serverControls: [UnsafeMutablePointer<LDAPControl>?] = [control, nil]
+            var timeout = timeval(tv_sec: settings.timeoutSeconds, tv_usec: 0)
+            var msgid: Int32 = 0
+            rc = ldap_search_ext(
+                ld, settings.baseDN, LDAP_SCOPE_SUBTREE, filter, &cAttributes, 0, &serverControls, nil, &timeout, 0,
+                &msgid)
+            guard rc == LDAP_SUCCESS else { throw error(rc, "search of \(settings.baseDN) failed") }
+
+            var finished = false
+            while !finished {
+                var message: OpaquePointer? = nil
+                var wait = timeval(tv_sec: settings.timeoutSeconds, tv_usec: 0)
+                let type = ldap_result(ld, msgid, LDAP_MSG_ONE, &wait, &message)
+                if type == 0 {
+                    ldap_abandon_ext(ld, msgid, nil, nil)
+                    throw SourceError(
+                        "LDAP \(settings.url): no answer within \(settings.timeoutSeconds)s on page \(page) of \(settings.baseDN); the directory is not trustworthy this run")
+                }
+                guard type > 0, let message else {
+                    throw error(idpsync_ldap_result_code(ld), "search of \(settings.baseDN) failed on page \(page)")
+                }
+                defer { ldap_msgfree(message) }
+                switch UInt(type) {
+                case UInt(LDAP_RES_SEARCH_ENTRY):
+                    try handleEntry(ld, message, attributes: attributes, entry: entry)
+                case UInt(LDAP_RES_SEARCH_REFERENCE):
+                    throw SourceError(
+                        "LDAP \(settings.url): a continuation reference arrived on page \(page) (part of \(settings.baseDN) lives on another server); use a base_dn the server holds entirely")
+                case UInt(LDAP_RES_SEARCH_RESULT):
+                    try finishPage(ld, message, page: page, cookie: &cookie, cookieOwned: &cookieOwned)
+                    finished = true
+                default:
+                    throw SourceError("LDAP \(settings.url): unexpected message type \(type) during the search")
+                }
+            }
+        } while cookie.bv_len > 0
+    }
+
+    private func handleEntry(
+        _ ld: OpaquePointer, _ message: OpaquePointer, attributes: [String],
+        entry: (String, [String: [[UInt8]]]) throws -> Void
+    ) throws {
+        var dn = "?"
+        if let raw = ldap_get_dn(ld, message) {
+            dn = String(cString: raw)
+            ldap_memfree(raw)
+        }
+        var values: [String: [[UInt8]]] = [:]
+        for attribute in attributes {
+            guard let list = ldap_get_values_len(ld, message, attribute) else { continue }
+            defer { ldap_value_free_len(list) }
+            var items: [[UInt8]] = []
+            var i = 0
+            while let value = list[i] {
+                let length = Int(value.pointee.bv_len)
+                if let base = value.pointee.bv_val {
+                    items.append(base.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) })
+                } else {
+                    items.append([])
+                }
+                i += 1
+            }
+            values[attribute.lowercased()] = items
+        }
+        try entry(dn, values)
+    }
+
+    private func finishPage(
+        _ ld: OpaquePointer, _ message: OpaquePointer, page: Int, cookie: inout berval, cookieOwned: inout Bool
+    ) throws {
+        var code: Int32 = 0
+        var matched: UnsafeMutablePointer<CChar>? = nil
+        var text: UnsafeMutablePointer<CChar>? = nil
+        var referrals: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
+        var controls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>? = nil
+        let rc = ldap_parse_result(ld, message, &code, &matched, &text, &referrals, &controls, 0)
+        defer {
+            if let matched { ldap_memfree(matched) }
+            if let text { ldap_memfree(text) }
+            if let referrals { ldap_memvfree(UnsafeMutablePointer(OpaquePointer(referrals))) }
+            if let controls { ldap_controls_free(controls) }
+        }
+        guard rc == LDAP_SUCCESS else { throw error(rc, "cannot parse the result of page \(page)") }
+        let serverText = text.map { String(cString: $0) } ?? ""
+        guard code == LDAP_SUCCESS else {
+            var detail = "page \(page) of \(settings.baseDN) ended with result \(code) (\(String(cString: ldap_err2string(code))))"
+            if !serverText.isEmpty { detail += ": \(serverText)" }
+            if code == LDAP_REFERRAL { detail += "; referrals are not followed" }
+            throw SourceError("LDAP \(settings.url): \(detail); the directory is not trustworthy this run")
+        }
+        if referrals != nil {
+            throw SourceError("LDAP \(settings.url): page \(page) carried a referral; referrals are not followed")
+        }
+        guard let found = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) else {
+            throw SourceError(
+                "LDAP \(settings.url): page \(page) came back without the paged results control; the server may not support paging")
+        }
+        if cookieOwned {
+            ber_memfree(cookie.bv_val)
+            cookieOwned = false
+        }
+        var count: ber_int_t = 0
+        var next = berval(bv_len: 0, bv_val: nil)
+        let prc = ldap_parse_pageresponse_control(ld, found, &count, &next)
+        guard prc == LDAP_SUCCESS else { throw error(prc, "cannot parse the paged results control of page \(page)") }
+        cookie = next
+        cookieOwned = next.bv_val != nil
+    }
+}

@@ -1,0 +1,28 @@
+/// Renders attribute values, binary-safe.
+enum LDAPValue {
+    /// AD's objectGUID is 16 raw bytes; its standard string form swaps the first three groups
+    /// (little-endian) and keeps the last two as they are.
+    static func guidString(_ b: [UInt8]) -> String? {
+        guard b.count == 16 else { return nil }
+        let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15]
+        let hex = Array("0123456789abcdef")
+        var out = ""
+        for (i, index) in order.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append("-") }
+            out.append(hex[Int(b[index] >> 4)])
+            out.append(hex[Int(b[index] & 0x0F)])
+        }
+        return out
+    }
+
+    /// The id as text: GUIDs for `objectGUID`, UTF-8 otherwise; nil for bytes that are not text.
+    static func id(_ bytes: [UInt8], attribute: String) -> String? {
+        if attribute.lowercased() == "objectguid" { return guidString(bytes) }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// Wraps a bare filter in parentheses.
+    static func parenthesized(_ filter: String) -> String {
+        filter.hasPrefix("(") ? filter : "(\(filter))"
+    }
+}

@@ -1,0 +1,213 @@
+import SyncCore
+import Yams
+
+extension Reader {
+    static let topKeys = ["version", "source", "gateways", "policy", "journal", "metrics"]
+    static let ldapKeys = [
+        "type", "url", "ca_file", "start_tls", "bind_dn", "bind_password", "bind_password_file", "base_dn", "filter",
+        "page_size", "id_attribute", "username_attribute", "disabled_filter", "timeout", "allow_insecure",
+    ]
+    static let gatewayKeys = [
+        "name", "type", "admin_url", "token", "token_file", "ca_file", "client_cert", "client_key", "select_tags",
+        "match", "timeout", "concurrency", "retries", "allow_insecure",
+    ]
+    static let policyKeys = [
+        "grace_period", "disabled_grace_period", "on_missing", "max_disable", "max_disable_percent", "min_users",
+        "max_shrink_percent", "protected",
+    ]
+
+    mutating func configuration(_ root: Node?) -> SyncConfiguration? {
+        guard let root else {
+            problem("", "the file is empty")
+            return nil
+        }
+        guard let top = mapping(root, "", allowed: Self.topKeys) else { return nil }
+        let version = int(top, "version", "", default: 0, range: 0...Int.max)
+        if top["version"] == nil {
+            problem("version", "is required (version: 1)")
+        } else if version != 1 && top["version"]?.int != nil {
+            problem("version", "must be 1")
+        }
+        let source = self.source(top["source"])
+        let gateways = self.gateways(top["gateways"])
+        let policy = self.policy(top["policy"])
+        var journalPath: String? = nil
+        if let journal = mapping(top["journal"], "journal", allowed: ["path"]) {
+            journalPath = string(journal, "path", "journal", required: true)
+        } else if top["journal"] == nil {
+            problem("journal.path", "is required")
+        }
+        var metricsPath: String? = nil
+        if let metrics = mapping(top["metrics"], "metrics", allowed: ["textfile_path"]) {
+            metricsPath = string(metrics, "textfile_path", "metrics")
+            if let m = metricsPath, !m.hasSuffix(".prom") {
+                problem("metrics.textfile_path", "must end in .prom (node_exporter reads only those)")
+            }
+        }
+        guard let source, let journalPath, !gateways.isEmpty else { return nil }
+        return SyncConfiguration(
+            version: version, source: source, gateways: gateways, policy: policy, journalPath: journalPath,
+            metricsTextfilePath: metricsPath)
+    }
+
+    mutating func source(_ node: Node?) -> SyncConfiguration.Source? {
+        guard let node else {
+            problem("source", "is required")
+            return nil
+        }
+        guard case .mapping = node else {
+            problem("source", "must be a mapping")
+            return nil
+        }
+        let type = node["type"]?.string
+        switch type {
+        case "ldap":
+            guard let map = mapping(node, "source", allowed: Self.ldapKeys) else { return nil }
+            return ldap(map)
+        case "scim":
+            problem("source.type", "scim is not available in this version yet; use ldap")
+            return nil
+        case nil:
+            problem("source.type", "is required (ldap)")
+            return nil
+        case let other?:
+            problem("source.type", "'\(other)' is not a source type; use ldap")
+            return nil
+        }
+    }
+
+    mutating func ldap(_ map: [String: Node]) -> SyncConfiguration.Source? {
+        let p = "source"
+        let url = string(map, "url", p, required: true)
+        if let url, !(url.hasPrefix("ldap://") || url.hasPrefix("ldaps://")) {
+            problem("source.url", "must start with ldap:// or ldaps://")
+        }
+        let startTLS = bool(map, "start_tls", p)
+        if startTLS, url?.hasPrefix("ldaps://") == true {
+            problem("source.start_tls", "cannot be combined with an ldaps:// url")
+        }
+        let password = secret(map, "bind_password", p)
+        let bindDN = string(map, "bind_dn", p)
+        if bindDN != nil && password == nil && map["bind_password"] == nil && map["bind_password_file"] == nil {
+            problem("source.bind_password_file", "is required with bind_dn (or bind_password: ${VAR})")
+        }
+        let allowInsecure = bool(map, "allow_insecure", p)
+        if let url, url.hasPrefix("ldap://"), !startTLS, password != nil, !allowInsecure, !Self.isLoopback(url: url) {
+            problem(
+                "source.url",
+                "would send the bind password in cleartext to a non-loopback host; use ldaps://, start_tls: true, or set allow_insecure: true"
+            )
+        }
+        let baseDN = string(map, "base_dn", p, required: true)
+        let filter = string(map, "filter", p) ?? "(objectClass=inetOrgPerson)"
+        let config = SyncConfiguration.LDAPSource(
+            url: url ?? "", caFile: string(map, "ca_file", p), startTLS: startTLS, bindDN: bindDN,
+            bindPassword: password, baseDN: baseDN ?? "", filter: filter,
+            pageSize: int(map, "page_size", p, default: 500, range: 1...100_000),
+            idAttribute: string(map, "id_attribute", p) ?? "entryUUID",
+            usernameAttribute: string(map, "username_attribute", p) ?? "uid",
+            disabledFilter: string(map, "disabled_filter", p),
+            timeoutSeconds: Int(duration(map, "timeout", p, default: 30)), allowInsecure: allowInsecure)
+        if config.timeoutSeconds < 1 { problem("source.timeout", "must be at least 1s") }
+        return .ldap(config)
+    }
+
+    mutating func gateways(_ node: Node?) -> [SyncConfiguration.Gateway] {
+        guard let node else {
+            problem("gateways", "is required (at least one Kong gateway)")
+            return []
+        }
+        guard case .sequence(let sequence) = node, !sequence.isEmpty else {
+            problem("gateways", "must be a non-empty list")
+            return []
+        }
+        var result: [SyncConfiguration.Gateway] = []
+        var names: Set<String> = []
+        for (i, item) in sequence.enumerated() {
+            let p = "gateways[\(i)]"
+            guard let map = mapping(item, p, allowed: Self.gatewayKeys) else { continue }
+            let name = string(map, "name", p, required: true) ?? ""
+            if !name.isEmpty && !names.insert(name).inserted { problem("\(p).name", "'\(name)' is used twice") }
+            if let type = string(map, "type", p), type != "kong" { problem("\(p).type", "must be kong") }
+            let url = string(map, "admin_url", p, required: true) ?? ""
+            if !url.isEmpty && !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                problem("\(p).admin_url", "must start with http:// or https://")
+            }
+            let token = secret(map, "token", p)
+            let allowInsecure = bool(map, "allow_insecure", p)
+            if url.hasPrefix("http://"), token != nil, !allowInsecure, !Self.isLoopback(url: url) {
+                problem(
+                    "\(p).admin_url",
+                    "would send the admin token in cleartext to a non-loopback host; use https:// or set allow_insecure: true")
+            }
+            let tags = stringList(map, "select_tags", p)
+            if tags == nil && map["select_tags"] == nil { problem("\(p).select_tags", "is required (1 to 5 tags)") }
+            if let tags {
+                if tags.isEmpty || tags.count > 5 { problem("\(p).select_tags", "must list 1 to 5 tags") }
+                for (j, tag) in tags.enumerated() where tag.isEmpty || tag.contains(",") || tag.contains("/") {
+                    problem("\(p).select_tags[\(j)]", "a Kong tag must be non-empty and contain no ',' or '/'")
+                }
+            }
+            var match = MatchRule.recommended
+            if let m = mapping(map["match"], "\(p).match", allowed: ["consumer", "user"]) {
+                let consumer = string(m, "consumer", "\(p).match", required: true)
+                let user = string(m, "user", "\(p).match", required: true)
+                switch (consumer, user) {
+                case ("custom_id", "id"): match = MatchRule(consumer: .customID, user: .id)
+                case ("username", "username"): match = MatchRule(consumer: .username, user: .username)
+                case ("custom_id", "username"): match = MatchRule(consumer: .customID, user: .username)
+                case ("username", "id"): match = MatchRule(consumer: .username, user: .id)
+                case (nil, _), (_, nil): break
+                default:
+                    problem("\(p).match", "consumer must be custom_id or username, user must be id or username")
+                }
+            }
+            let timeout = duration(map, "timeout", p, default: 30)
+            if timeout < 1 { problem("\(p).timeout", "must be at least 1s") }
+            result.append(
+                SyncConfiguration.Gateway(
+                    name: name, adminURL: url, token: token, caFile: string(map, "ca_file", p),
+                    clientCert: string(map, "client_cert", p), clientKey: string(map, "client_key", p),
+                    selectTags: tags ?? [], match: match, timeoutSeconds: Int(timeout),
+                    concurrency: int(map, "concurrency", p, default: 8, range: 1...64),
+                    retries: int(map, "retries", p, default: 3, range: 0...10), allowInsecure: allowInsecure))
+        }
+        return result
+    }
+
+    mutating func policy(_ node: Node?) -> Policy {
+        var policy = Policy()
+        guard let node, let map = mapping(node, "policy", allowed: Self.policyKeys) else { return policy }
+        let p = "policy"
+        policy.gracePeriod = duration(map, "grace_period", p, default: policy.gracePeriod)
+        policy.disabledGracePeriod = duration(map, "disabled_grace_period", p, default: policy.disabledGracePeriod)
+        if let text = string(map, "on_missing", p) {
+            if let value = OnMissing(rawValue: text) {
+                policy.onMissing = value
+            } else {
+                problem("policy.on_missing", "'\(text)' must be one of flag, disable, delete-keys")
+            }
+        }
+        policy.maxDisable = int(map, "max_disable", p, default: policy.maxDisable, range: 0...Int.max)
+        policy.maxDisablePercent = double(map, "max_disable_percent", p, default: policy.maxDisablePercent)
+        policy.minUsers = int(map, "min_users", p, default: policy.minUsers, range: 0...Int.max)
+        policy.maxShrinkPercent = double(map, "max_shrink_percent", p, default: policy.maxShrinkPercent)
+        policy.protected = stringList(map, "protected", p) ?? []
+        return policy
+    }
+
+    /// True when the URL's host is 127.0.0.0/8, ::1 or localhost.
+    static func isLoopback(url: String) -> Bool {
+        guard let schemeEnd = url.range(of: "://") else { return false }
+        var rest = url[schemeEnd.upperBound...]
+        if let at = rest.firstIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+        let host: Substring
+        if rest.hasPrefix("[") {
+            host = rest.dropFirst().prefix { $0 != "]" }
+        } else {
+            host = rest.prefix { $0 != ":" && $0 != "/" && $0 != "?" }
+        }
+        let h = host.lowercased()
+        return h == "localhost" || h == "::1" || h.hasPrefix("127.")
+    }
+}

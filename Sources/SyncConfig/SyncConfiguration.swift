@@ -1,0 +1,73 @@
+import SyncCore
+
+/// The validated configuration file (product.md §5). Secrets are already read from their files
+/// or environment variables; their values never appear in diagnostics.
+public struct SyncConfiguration: Sendable {
+    public struct LDAPSource: Sendable {
+        public var url: String
+        public var caFile: String?
+        public var startTLS: Bool
+        public var bindDN: String?
+        public var bindPassword: String?
+        public var baseDN: String
+        public var filter: String
+        public var pageSize: Int
+        public var idAttribute: String
+        public var usernameAttribute: String
+        public var disabledFilter: String?
+        public var timeoutSeconds: Int
+        public var allowInsecure: Bool
+    }
+
+    public enum Source: Sendable {
+        case ldap(LDAPSource)
+
+        public var type: String {
+            switch self {
+            case .ldap: return "ldap"
+            }
+        }
+    }
+
+    public struct Gateway: Sendable {
+        public var name: String
+        public var adminURL: String
+        public var token: String?
+        public var caFile: String?
+        public var clientCert: String?
+        public var clientKey: String?
+        public var selectTags: [String]
+        public var match: MatchRule
+        public var timeoutSeconds: Int
+        public var concurrency: Int
+        public var retries: Int
+        public var allowInsecure: Bool
+    }
+
+    public var version: Int
+    public var source: Source
+    public var gateways: [Gateway]
+    public var policy: Policy
+    public var journalPath: String
+    public var metricsTextfilePath: String?
+    /// SHA-256 of the file's bytes, journaled with each run.
+    public var sha256: String = ""
+}
+
+/// One problem in the configuration, with the path of the key (`gateways[0].admin_url`).
+public struct ConfigDiagnostic: Hashable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+}
+
+/// Every problem found in a configuration file, reported at once.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var diagnostics: [ConfigDiagnostic]
+    public var description: String {
+        let count = diagnostics.count
+        return "\(file): \(count) problem\(count == 1 ? "" : "s")\n"
+            + diagnostics.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,31 @@
+/// The id Kong gives a consumer (a UUID). Wrapper so it is never confused with a user id.
+public struct ConsumerID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+    public static func < (a: ConsumerID, b: ConsumerID) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// A directory user's stable id (entryUUID, objectGUID, SCIM id) as the source renders it.
+public struct UserID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+    public static func < (a: UserID, b: UserID) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// The id of a key-auth credential. The key's value is never held in the core model.
+public struct KeyID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+    public static func < (a: KeyID, b: KeyID) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// The id of a Kong plugin instance.
+public struct PluginID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+    public static func < (a: PluginID, b: PluginID) -> Bool { a.rawValue < b.rawValue }
+}

@@ -1,0 +1,46 @@
+/// Why a run stopped before writing anything (product.md §4, the report's `refused`).
+public struct Refusal: Hashable, Sendable, Error {
+    public enum Cause: String, Hashable, Sendable, Codable {
+        case sourceError = "source-error"
+        case minUsers = "min-users"
+        case shrink
+        case brakeCount = "brake-count"
+        case brakePercent = "brake-percent"
+        case planMismatch = "plan-mismatch"
+        case gatewayError = "gateway-error"
+    }
+
+    public var cause: Cause
+    public var detail: String
+
+    public init(cause: Cause, detail: String) {
+        self.cause = cause
+        self.detail = detail
+    }
+
+    /// The exit code this refusal maps to.
+    public var exitCode: ExitStatus {
+        switch cause {
+        case .sourceError, .minUsers, .shrink: return .sourceUntrustworthy
+        case .brakeCount, .brakePercent, .planMismatch: return .refused
+        case .gatewayError: return .error
+        }
+    }
+}
+
+/// Exit codes (product.md §4), with their precedence.
+public enum ExitStatus: Int32, Sendable, Codable {
+    case success = 0
+    case error = 1
+    case changes = 2
+    case refused = 3
+    case sourceUntrustworthy = 4
+    case usage = 64
+
+    /// When several apply, the first in 64, 4, 3, 1, 2, 0 wins.
+    static let precedence: [ExitStatus] = [.usage, .sourceUntrustworthy, .refused, .error, .changes, .success]
+
+    public static func combine(_ statuses: [ExitStatus]) -> ExitStatus {
+        precedence.first { statuses.contains($0) } ?? .success
+    }
+}

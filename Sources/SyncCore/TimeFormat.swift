@@ -1,0 +1,80 @@
+/// Time rendering without Foundation, so the core stays pure and deterministic.
+public enum TimeFormat {
+    /// RFC 3339 UTC with seconds: `2026-11-30T07:15:00Z`.
+    public static func rfc3339(_ seconds: Int64) -> String {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secs = seconds - days * 86_400
+        let (y, m, d) = civil(fromDays: days)
+        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let year = String(y)
+        let paddedYear = String(repeating: "0", count: max(0, 4 - year.count)) + year
+        return "\(paddedYear)-\(two(m))-\(two(d))T\(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60))Z"
+    }
+
+    /// Howard Hinnant's days-to-civil algorithm.
+    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+
+    /// Inverse of `civil(fromDays:)`.
+    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = month > 2 ? month - 3 : month + 9
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// The largest whole unit: `90s`, `15m`, `24h`, `7d`, or a sum like `1h30m`.
+    public static func duration(_ seconds: Int64) -> String {
+        if seconds == 0 { return "0s" }
+        var rest = seconds
+        var out = ""
+        for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60), ("s", 1)] where rest >= size {
+            out += "\(rest / size)\(unit)"
+            rest %= size
+        }
+        return out
+    }
+
+    /// Parses `90s`, `15m`, `24h`, `7d`, `1h30m`; nil when malformed.
+    public static func parseDuration(_ text: String) -> Int64? {
+        var total: Int64 = 0
+        var number: Int64? = nil
+        for c in text {
+            if let digit = c.wholeNumberValue, c.isASCII {
+                let (m, o1) = (number ?? 0).multipliedReportingOverflow(by: 10)
+                let (n, o2) = m.addingReportingOverflow(Int64(digit))
+                if o1 || o2 { return nil }
+                number = n
+            } else {
+                let size: Int64
+                switch c {
+                case "s": size = 1
+                case "m": size = 60
+                case "h": size = 3600
+                case "d": size = 86_400
+                default: return nil
+                }
+                guard let n = number else { return nil }
+                let (m, o1) = n.multipliedReportingOverflow(by: size)
+                let (t, o2) = total.addingReportingOverflow(m)
+                if o1 || o2 { return nil }
+                total = t
+                number = nil
+            }
+        }
+        return number == nil && !text.isEmpty ? total : nil
+    }
+}

@@ -1,0 +1,30 @@
+import Crypto
+import SyncCore
+
+/// Fingerprints of secrets, so they can be named without being written anywhere.
+public enum KeyFingerprint {
+    /// `sha256:` + the first 16 hex digits of SHA-256(key) (product.md §7).
+    public static func of(_ key: String) -> String {
+        "sha256:" + String(hexSHA256(Array(key.utf8)).prefix(16))
+    }
+
+    /// Lowercase hex SHA-256.
+    public static func hexSHA256(_ bytes: [UInt8]) -> String {
+        let digest = SHA256.hash(data: bytes)
+        var out = ""
+        out.reserveCapacity(64)
+        let hex = Array("0123456789abcdef")
+        for byte in digest {
+            out.append(hex[Int(byte >> 4)])
+            out.append(hex[Int(byte & 0x0F)])
+        }
+        return out
+    }
+}
+
+extension SyncPlan {
+    /// SHA-256 over the sorted hash lines joined by `\n` (product.md §4.2).
+    public var hash: String {
+        KeyFingerprint.hexSHA256(Array(hashLines.joined(separator: "\n").utf8))
+    }
+}

@@ -1,0 +1,103 @@
+import SyncCore
+
+/// The outcome of one action in a real run.
+public enum ActionOutcome: Hashable, Sendable {
+    case applied
+    case failed(String)
+}
+
+/// What a run did or would do; printed as text or as the JSON report of product.md §6.
+public struct RunReport: Sendable {
+    public var run: String?
+    public var dryRun: Bool
+    public var exitStatus: ExitStatus = .success
+    public var planHash: String?
+    public var sourceType: String
+    public var users: Int?
+    public var sourceComplete = false
+    public var gateways: [(name: String, managed: Int)] = []
+    public var plan: SyncPlan?
+    public var outcomes: [Int: ActionOutcome] = [:]
+    public var refused: Refusal?
+    public var errors: [String] = []
+
+    public init(run: String?, dryRun: Bool, sourceType: String) {
+        self.run = run
+        self.dryRun = dryRun
+        self.sourceType = sourceType
+    }
+
+    public var counts: [String: Int] { plan?.counts ?? [:] }
+
+    /// True when the plan has changes (for `--detailed-exitcode`).
+    public var hasChanges: Bool { !(plan?.actions.isEmpty ?? true) }
+
+    /// The JSON report, on every exit path.
+    public var json: JSONValue {
+        var actions: [JSONValue] = []
+        for (i, action) in (plan?.actions ?? []).enumerated() {
+            var entry = action.journalFields
+            entry["reason"] = .string(action.reason)
+            if !dryRun, refused == nil {
+                switch outcomes[i] {
+                case .applied: entry["outcome"] = "applied"
+                case .failed(let error):
+                    entry["outcome"] = "failed"
+                    entry["error"] = .string(error)
+                case nil: entry["outcome"] = "skipped"
+                }
+            }
+            actions.append(.object(entry))
+        }
+        let findings: [JSONValue] = (plan?.findings ?? []).map { finding in
+            [
+                "gateway": .string(finding.gateway), "situation": .string(finding.situation.rawValue),
+                "consumer": finding.consumer.json, "user": finding.user?.json ?? .null,
+                "reason": .string(finding.reason),
+            ]
+        }
+        return [
+            "run": JSONValue(run),
+            "dry_run": .bool(dryRun),
+            "exit_code": .int(Int64(exitStatus.rawValue)),
+            "plan_hash": JSONValue(planHash),
+            "source": [
+                "type": .string(sourceType), "users": users.map { .int(Int64($0)) } ?? .null,
+                "complete": .bool(sourceComplete),
+            ],
+            "gateways": .array(gateways.map { ["name": .string($0.name), "managed": JSONValue($0.managed)] }),
+            "actions": .array(actions),
+            "findings": .array(findings),
+            "counts": .object(counts.mapValues { .int(Int64($0)) }),
+            "refused": refused.map { ["cause": .string($0.cause.rawValue), "detail": .string($0.detail)] } ?? .null,
+            "errors": JSONValue(errors),
+        ]
+    }
+}
+
+extension Consumer {
+    /// `{"id","username","custom_id"}` as journaled and reported.
+    public var json: JSONValue {
+        ["id": .string(id.rawValue), "username": JSONValue(username), "custom_id": JSONValue(customID)]
+    }
+}
+
+extension DirectoryUser {
+    public var json: JSONValue {
+        ["id": .string(id.rawValue), "username": JSONValue(username), "state": .string(state.rawValue)]
+    }
+}
+
+extension KeyRef {
+    public var json: JSONValue { ["id": .string(id.rawValue), "fingerprint": .string(fingerprint)] }
+}
+
+extension SyncAction {
+    /// The fields an action shares across intent, outcome and report.
+    public var journalFields: [String: JSONValue] {
+        [
+            "gateway": .string(gateway), "action": .string(kind.rawValue), "situation": .string(situation.rawValue),
+            "consumer": consumer.json, "user": user?.json ?? .null, "keys": .array(keys.map(\.json)),
+        ]
+    }
+}

@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SyncCore
+
+/// What `journal verify` found.
+public struct VerifyResult: Sendable {
+    public var records = 0
+    public var lastSeq: Int64 = 0
+    public var lastHash = JournalRecord.genesis
+    /// Crash leftovers: a torn last line, a head one record behind.
+    public var warnings: [String] = []
+    /// The first thing that does not chain: tampering.
+    public var problem: String?
+    public var tampered: Bool { problem != nil }
+}
+
+/// Checks the hash chain, the head file and an optional anchor (product.md §7), streaming the file.
+public enum JournalVerifier {
+    public struct Anchor: Sendable {
+        public var seq: Int64
+        public var hash: String
+        /// Parses `SEQ:HASH`.
+        public init?(_ text: String) {
+            let parts = text.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let seq = Int64(parts[0]), seq > 0, parts[1].count == 64 else { return nil }
+            self.seq = seq
+            self.hash = parts[1].lowercased()
+        }
+    }
+
+    public static func verify(path: String, anchor: Anchor? = nil) throws -> VerifyResult {
+        var result = VerifyResult()
+        guard access(path, F_OK) == 0 else {
+            throw JournalError.cannotOpen(path: path, reason: "no such file")
+        }
+        guard let reader = LineReader(path: path) else {
+            throw JournalError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+        }
+        var previousHash = JournalRecord.genesis
+        var beforeLast: (seq: Int64, hash: String) = (0, JournalRecord.genesis)
+        var lineNumber = 0
+        var tornLine: Int? = nil
+        func fail(_ seq: Int64?, _ what: String) -> VerifyResult {
+            var r = result
+            r.problem = "line \(lineNumber)" + (seq.map { " (seq \($0))" } ?? "") + ": " + what
+            return r
+        }
+        while let line = reader.next() {
+            lineNumber += 1
+            if !line.terminated {
+                tornLine = lineNumber
+                break
+            }
+            let expected = result.lastSeq + 1
+            guard let record = try? JSONParser.parse(Array(line.bytes)), let fields = record.objectValue else {
+                return fail(expected, "not a valid JSON record")
+            }
+            guard let seq = fields["seq"]?.intValue else { return fail(expected, "record has no seq") }
+            guard seq == expected else {
+                return fail(seq, "seq \(seq) where \(expected) was expected (a record was deleted, duplicated or moved)")
+            }
+            guard let prev = fields["prev"]?.stringValue, prev == previousHash else {
+                return fail(seq, "prev does not match the hash of the record before it")
+            }
+            guard let hash = fields["hash"]?.stringValue, JournalRecord.hash(of: fields) == hash else {
+                return fail(seq, "hash does not match the record's content (the record was edited)")
+            }
+            if let anchor, anchor.seq == seq, anchor.hash != hash {
+                return fail(seq, "hash differs from the anchor \(anchor.seq):\(anchor.hash)")
+            }
+            beforeLast = (result.lastSeq, result.lastHash)
+            result.records += 1
+            result.lastSeq = seq
+            result.lastHash = hash
+            previousHash = hash
+        }
+        if let anchor, anchor.seq > result.lastSeq {
+            var r = result
+            r.problem = "the journal ends at seq \(result.lastSeq) but the anchor names seq \(anchor.seq): records were cut"
+            return r
+        }
+
+        let head = readHead(path + ".head")
+        let headText = head.map { "\($0.seq):\($0.hash)" } ?? "missing"
+        if let torn = tornLine {
+            if let head, head.seq == result.lastSeq, head.hash == result.lastHash {
+                result.warnings.append(
+                    "line \(torn) is a torn last line after seq \(result.lastSeq) (a run was killed mid-append); the next sync truncates it")
+            } else {
+                result.problem = "line \(torn): an unterminated last line that the head (\(headText)) does not explain"
+            }
+            return result
+        }
+        switch head {
+        case nil where result.records <= 1:
+            if result.records == 1 { result.warnings.append("no head file yet: a run was interrupted after its first append") }
+        case nil:
+            result.problem = "the head file \(path).head is missing, so a cut tail could not be detected"
+        case let head? where head.seq == result.lastSeq && head.hash == result.lastHash:
+            break
+        case let head? where head.seq == beforeLast.seq && head.hash == beforeLast.hash && result.records > 0:
+            result.warnings.append(
+                "the head is one record behind (seq \(head.seq)): a run was interrupted right after its last append")
+        case let head? where head.seq > result.lastSeq:
+            result.problem = "the journal ends at seq \(result.lastSeq) but its head says \(headText): records were cut"
+        case _:
+            result.problem = "the head (\(headText)) does not match the journal's last record \(result.lastSeq):\(result.lastHash)"
+        }
+        return result
+    }
+
+    static func readHead(_ path: String) -> (seq: Int64, hash: String)? {
+        guard let reader = LineReader(path: path), let line = reader.next() else { return nil }
+        let text = String(decoding: line.bytes, as: UTF8.self)
+        let parts = text.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, let seq = Int64(parts[0]) else { return nil }
+        return (seq, String(parts[1]))
+    }
+}
