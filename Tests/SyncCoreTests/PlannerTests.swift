@@ -1,0 +1,258 @@
+import SyncCore
+import Testing
+
+/// One row of the planner's table: a consumer's state on the gateway and its user in the directory.
+struct PlannerCase: CustomTestStringConvertible, Sendable {
+    enum UserState: Sendable { case active, deactivated, absent }
+
+    var name: String
+    var user: UserState = .active
+    var tags: [String] = ["idp-managed"]
+    var ourPlugin = false
+    /// A person's request-termination on the consumer alone: (enabled, trigger, status).
+    var theirPlugin: (Bool, String?, Int)? = nil
+    var onMissing: OnMissing = .disable
+    var grace: Int64 = 86_400
+    var keys = 1
+    var expected: [ActionKind]
+    var situation: Situation
+    var expectedTags: [String]? = nil
+
+    var testDescription: String { name }
+}
+
+let now: Int64 = 1_796_000_000
+let userID = "5aca05f7-1e30-5a6b-82b9-64f1787ab26a"
+
+func since(_ seconds: Int64) -> String { Marks.missingSincePrefix + String(seconds) }
+
+let plannerCases: [PlannerCase] = [
+    PlannerCase(name: "linked, no marks: nothing", expected: [], situation: .linked),
+    PlannerCase(
+        name: "linked, flagged: unflag keeps foreign tags",
+        tags: ["idp-managed", "team:a", Marks.orphaned, since(now - 10), Marks.reasonPrefix + "missing"],
+        expected: [.unflag], situation: .linked, expectedTags: ["idp-managed", "team:a"]),
+    PlannerCase(
+        name: "linked, disabled: restore",
+        tags: ["idp-managed", Marks.orphaned, since(now - 10), Marks.reasonPrefix + "missing", Marks.disabled],
+        ourPlugin: true, expected: [.restore], situation: .linked, expectedTags: ["idp-managed"]),
+    PlannerCase(
+        name: "linked, our plugin without tags: restore", ourPlugin: true, expected: [.restore], situation: .linked),
+    PlannerCase(
+        name: "linked, person's blocking plugin never stops restore",
+        tags: ["idp-managed", Marks.disabled], ourPlugin: true, theirPlugin: (true, nil, 403), expected: [.restore],
+        situation: .linked),
+    PlannerCase(
+        name: "missing, first seen: flag with the clock at now", user: .absent, expected: [.flag], situation: .missing,
+        expectedTags: ["idp-managed", Marks.orphaned, since(now), Marks.reasonPrefix + "missing"]),
+    PlannerCase(
+        name: "missing, within grace: nothing", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now - 3600), Marks.reasonPrefix + "missing"], expected: [],
+        situation: .missing),
+    PlannerCase(
+        name: "missing, grace over: disable", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now - 86_400), Marks.reasonPrefix + "missing"],
+        expected: [.disable], situation: .missing,
+        expectedTags: ["idp-managed", Marks.orphaned, since(now - 86_400), Marks.reasonPrefix + "missing", Marks.disabled]),
+    PlannerCase(
+        name: "missing, grace 0: flag then disable in one run", user: .absent, grace: 0, expected: [.flag, .disable],
+        situation: .missing),
+    PlannerCase(
+        name: "missing, already disabled: nothing", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now - 90_000), Marks.reasonPrefix + "missing", Marks.disabled],
+        ourPlugin: true, expected: [], situation: .missing),
+    PlannerCase(
+        name: "on_missing flag: never disables", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now - 900_000), Marks.reasonPrefix + "missing"], onMissing: .flag,
+        expected: [], situation: .missing),
+    PlannerCase(
+        name: "on_missing delete-keys: disable then one delete-key per key", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now - 90_000), Marks.reasonPrefix + "missing"],
+        onMissing: .deleteKeys, keys: 2, expected: [.disable, .deleteKey, .deleteKey], situation: .missing),
+    PlannerCase(
+        name: "on_missing delete-keys, already disabled, keys left: delete them", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now - 90_000), Marks.reasonPrefix + "missing", Marks.disabled],
+        ourPlugin: true, onMissing: .deleteKeys, keys: 1, expected: [.deleteKey], situation: .missing),
+    PlannerCase(
+        name: "on_missing delete-keys, disabled, no keys left: nothing", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now - 90_000), Marks.reasonPrefix + "missing", Marks.disabled],
+        ourPlugin: true, onMissing: .deleteKeys, keys: 0, expected: [], situation: .missing),
+    PlannerCase(
+        name: "deactivated: flag and disable at once (disabled_grace_period 0)", user: .deactivated,
+        expected: [.flag, .disable], situation: .deactivated),
+    PlannerCase(
+        name: "deactivated → missing keeps the clock and updates the reason", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now - 100), Marks.reasonPrefix + "deactivated"], expected: [.flag],
+        situation: .missing,
+        expectedTags: ["idp-managed", Marks.orphaned, since(now - 100), Marks.reasonPrefix + "missing"]),
+    PlannerCase(
+        name: "missing-since in the future is rewritten to now", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now + 9999), Marks.reasonPrefix + "missing"], expected: [.flag],
+        situation: .missing, expectedTags: ["idp-managed", Marks.orphaned, since(now), Marks.reasonPrefix + "missing"]),
+    PlannerCase(
+        name: "unreadable missing-since is rewritten to now", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, Marks.missingSincePrefix + "yesterday", Marks.reasonPrefix + "missing"],
+        expected: [.flag], situation: .missing,
+        expectedTags: ["idp-managed", Marks.orphaned, since(now), Marks.reasonPrefix + "missing"]),
+    PlannerCase(
+        name: "our plugin without our tags gets its tags back", user: .absent, tags: ["idp-managed"], ourPlugin: true,
+        expected: [.flag], situation: .missing,
+        expectedTags: ["idp-managed", Marks.orphaned, since(now), Marks.reasonPrefix + "missing", Marks.disabled]),
+    PlannerCase(
+        name: "our disabled tag without our plugin gets the plugin back", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(now - 10), Marks.reasonPrefix + "missing", Marks.disabled],
+        expected: [.disable], situation: .missing),
+    PlannerCase(
+        name: "person's enabled 403 plugin: blocked, report only", user: .absent, theirPlugin: (true, nil, 403),
+        grace: 0, expected: [], situation: .blocked),
+    PlannerCase(
+        name: "person's disabled plugin: conflict", user: .absent, theirPlugin: (false, nil, 403), grace: 0,
+        expected: [], situation: .conflict),
+    PlannerCase(
+        name: "person's plugin with a trigger: conflict", user: .absent, theirPlugin: (true, "x-test", 403), grace: 0,
+        expected: [], situation: .conflict),
+    PlannerCase(
+        name: "person's plugin with status 200: conflict", user: .absent, theirPlugin: (true, nil, 200), grace: 0,
+        expected: [], situation: .conflict),
+    PlannerCase(
+        name: "person's plugin does not matter while only flagging", user: .absent, theirPlugin: (false, nil, 403),
+        expected: [.flag], situation: .missing),
+]
+
+@Suite("Planner: every situation and action of product.md §2")
+struct PlannerTests {
+    func build(_ c: PlannerCase) -> (DirectorySnapshot, GatewaySnapshot) {
+        var users = [DirectoryUser(id: UserID("00000000-0000-0000-0000-000000000001"), username: "zed")]
+        switch c.user {
+        case .active: users.append(DirectoryUser(id: UserID(userID), username: "alice"))
+        case .deactivated:
+            users.append(
+                DirectoryUser(id: UserID(userID), username: "alice", state: .deactivated, deactivationReason: "locked"))
+        case .absent: break
+        }
+        let consumerID = ConsumerID("c-1")
+        let consumer = Consumer(id: consumerID, username: "alice", customID: userID.uppercased(), tags: c.tags)
+        var ours: [ConsumerID: ConsumerPlugin] = [:]
+        var plugins: [ConsumerPlugin] = []
+        if c.ourPlugin {
+            let plugin = ConsumerPlugin(
+                id: PluginID("p-ours"), name: Marks.pluginName, consumerID: consumerID, statusCode: 403,
+                tags: [Marks.pluginTag])
+            ours[consumerID] = plugin
+            plugins.append(plugin)
+        }
+        if let (enabled, trigger, status) = c.theirPlugin {
+            plugins.append(
+                ConsumerPlugin(
+                    id: PluginID("p-theirs"), name: Marks.pluginName, consumerID: consumerID, enabled: enabled,
+                    statusCode: status, trigger: trigger))
+        }
+        let keys = (0..<c.keys).map { KeyRef(id: KeyID("k-\($0)"), fingerprint: "sha256:\($0)") }
+        let gateway = GatewaySnapshot(
+            name: "prod", consumers: [consumer], ourPlugins: ours,
+            details: [consumerID: ConsumerDetails(keys: keys, plugins: plugins)])
+        return (DirectorySnapshot(sourceType: "ldap", scope: "ou=people", users: users), gateway)
+    }
+
+    @Test(arguments: plannerCases)
+    func situationAndActions(_ c: PlannerCase) {
+        let policy = Policy(gracePeriod: c.grace, onMissing: c.onMissing)
+        let planner = Planner(policy: policy, gateways: [GatewayPolicy(name: "prod", match: .recommended)])
+        let (directory, gateway) = build(c)
+        let plan = planner.plan(directory: directory, snapshots: [gateway], now: now)
+        #expect(plan.actions.map(\.kind) == c.expected)
+        #expect(plan.gateways.first?.situations == [c.situation: 1])
+        if let expectedTags = c.expectedTags {
+            #expect(plan.actions.last?.tagsAfter == expectedTags)
+        }
+        if [.blocked, .conflict].contains(c.situation) {
+            #expect(plan.findings.map(\.situation) == [c.situation])
+        }
+        // Pure: the same inputs give the same plan.
+        #expect(planner.plan(directory: directory, snapshots: [gateway], now: now) == plan)
+    }
+
+    @Test func disableCarriesTheConsumersKeys() {
+        var c = PlannerCase(name: "keys", user: .absent, grace: 0, expected: [], situation: .missing)
+        c.keys = 2
+        let (directory, gateway) = build(c)
+        let plan = Planner(policy: Policy(gracePeriod: 0), gateways: []).plan(
+            directory: directory, snapshots: [gateway], now: now)
+        #expect(plan.actions.first { $0.kind == .disable }?.keys.map(\.id.rawValue) == ["k-0", "k-1"])
+    }
+
+    @Test func withoutDetailsThePlanAsksForThem() {
+        let c = PlannerCase(name: "no details", user: .absent, grace: 0, expected: [], situation: .missing)
+        var (directory, gateway) = build(c)
+        gateway.details = [:]
+        let plan = Planner(policy: Policy(gracePeriod: 0), gateways: []).plan(
+            directory: directory, snapshots: [gateway], now: now)
+        #expect(plan.detailsNeeded == ["prod": [ConsumerID("c-1")]])
+    }
+}
+
+@Suite("Planner: scope, linking and disputes")
+struct PlannerScopeTests {
+    let users = [
+        DirectoryUser(id: UserID("AAAAAAAA-0000-0000-0000-000000000001"), username: "Alice"),
+        DirectoryUser(id: UserID("id-bob"), username: "bob"),
+        DirectoryUser(id: UserID("id-bob-2"), username: "BOB"),
+    ]
+
+    func plan(_ consumers: [Consumer], rule: MatchRule = .recommended, protected: [String] = []) -> SyncPlan {
+        let planner = Planner(
+            policy: Policy(gracePeriod: 0, protected: protected), gateways: [GatewayPolicy(name: "g", match: rule)])
+        return planner.plan(
+            directory: DirectorySnapshot(sourceType: "ldap", scope: "ou=people", users: users),
+            snapshots: [GatewaySnapshot(name: "g", consumers: consumers)], now: now)
+    }
+
+    @Test func uuidIdsCompareCaseInsensitively() {
+        let p = plan([Consumer(id: ConsumerID("1"), username: "x", customID: "aaaaaaaa-0000-0000-0000-000000000001", tags: [])])
+        #expect(p.gateways[0].situations == [.linked: 1])
+    }
+
+    @Test func otherIdsCompareExactly() {
+        let p = plan([Consumer(id: ConsumerID("1"), username: "x", customID: "ID-BOB", tags: [])])
+        #expect(p.gateways[0].situations == [.missing: 1])
+    }
+
+    @Test func usernamesCompareCaseInsensitivelyAndTwoUsersDispute() {
+        let rule = MatchRule(consumer: .username, user: .username)
+        let p = plan(
+            [
+                Consumer(id: ConsumerID("1"), username: "ALICE", customID: nil, tags: []),
+                Consumer(id: ConsumerID("2"), username: "bob", customID: nil, tags: []),
+            ], rule: rule)
+        #expect(p.gateways[0].situations == [.linked: 1, .disputed: 1])
+        #expect(p.actions.isEmpty)
+    }
+
+    @Test func twoConsumersClaimingOneUserAreDisputedAndNeverDisabled() {
+        let p = plan([
+            Consumer(id: ConsumerID("1"), username: "a", customID: "gone", tags: []),
+            Consumer(id: ConsumerID("2"), username: "b", customID: "gone", tags: []),
+        ])
+        #expect(p.gateways[0].situations == [.disputed: 2])
+        #expect(p.actions.isEmpty)
+    }
+
+    @Test func unlinkedAndProtectedAreReportOnly() {
+        let p = plan(
+            [
+                Consumer(id: ConsumerID("1"), username: "nolink", customID: nil, tags: []),
+                Consumer(id: ConsumerID("2"), username: "SVC-deploy", customID: "gone", tags: []),
+                Consumer(id: ConsumerID("3"), username: "x", customID: "BreakGlass", tags: []),
+            ], protected: ["svc-*", "breakglass"])
+        #expect(p.gateways[0].situations == [.unlinked: 1, .protected: 2])
+        #expect(p.actions.isEmpty)
+    }
+
+    @Test func orderIsStableWhateverTheInputOrder() {
+        let consumers = (0..<20).map { Consumer(id: ConsumerID("c\($0)"), username: "u\($0 % 7)", customID: "gone-\($0)", tags: []) }
+        let a = plan(consumers)
+        let b = plan(consumers.reversed())
+        #expect(a.actions == b.actions)
+        #expect(a.hashLines == b.hashLines)
+    }
+}
