@@ -79,7 +79,8 @@ public enum JournalVerifier {
         }
         if let anchor, anchor.seq > result.lastSeq {
             var r = result
-            r.problem = "the journal ends at seq \(result.lastSeq) but the anchor names seq \(anchor.seq): records were cut"
+            r.problem =
+                "line \(lineNumber + 1) (seq \(result.lastSeq + 1)): missing; the journal ends at seq \(result.lastSeq) but the anchor names seq \(anchor.seq): records were cut"
             return r
         }
 
@@ -105,7 +106,8 @@ public enum JournalVerifier {
             result.warnings.append(
                 "the head is one record behind (seq \(head.seq)): a run was interrupted right after its last append")
         case let head? where head.seq > result.lastSeq:
-            result.problem = "the journal ends at seq \(result.lastSeq) but its head says \(headText): records were cut"
+            result.problem =
+                "line \(lineNumber + 1) (seq \(result.lastSeq + 1)): missing; the journal ends at seq \(result.lastSeq) but its head says \(headText): records were cut"
         case _:
             result.problem = "the head (\(headText)) does not match the journal's last record \(result.lastSeq):\(result.lastHash)"
         }
