@@ -80,7 +80,8 @@ struct Reader {
                 continue
             }
             if !allowed.contains(name) {
-                let hint = allowed.first { $0.replacingUnderscores == name.replacingUnderscores }
+                let hint = allowed.min { editDistance($0, name) < editDistance($1, name) }
+                    .flatMap { editDistance($0, name) <= 2 ? $0 : nil }
                 problem(join(path, name), "unknown key" + (hint.map { " (did you mean \($0)?)" } ?? ""))
                 continue
             }
@@ -218,6 +219,18 @@ struct Reader {
     }
 }
 
-extension String {
-    fileprivate var replacingUnderscores: String { lowercased().filter { $0 != "_" && $0 != "-" } }
+/// Levenshtein distance, for "did you mean" hints on unknown keys.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.lowercased()), b = Array(b.lowercased())
+    var row = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var previous = row[0]
+        row[0] = i
+        for j in stride(from: 1, through: b.count, by: 1) {
+            let current = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+            previous = current
+        }
+    }
+    return a.isEmpty ? b.count : row[b.count]
 }
