@@ -57,6 +57,10 @@ let package = Package(
         .testTarget(name: "SyncConfigTests", dependencies: ["SyncConfig", "SyncCore"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["LDAPDirectory", "KongGateway", "SyncEngine", "SyncCore", "SyncConfig"]),
+            dependencies: [
+                "LDAPDirectory", "KongGateway", "CurlHTTP", "SyncJournal", "SyncEngine", "SyncCore", "SyncConfig",
+                "idp-sync",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ]
 )

@@ -2,7 +2,7 @@
 """Kong Admin API test server (Python 3.11 standard library only).
 
 Follows Kong Gateway 3.9 OSS, DB-backed with the Postgres strategy, as summarised in
-/work/shared/docs/kong-admin-api.md (cited below as "doc §N"). Only what the idp-sync worker touches
+shared/docs/kong-admin-api.md (cited below as "doc §N"). Only what the idp-sync worker touches
 is modelled: node info, consumers, key-auth credentials (table `keyauth_credentials`), plugins
 (request-termination, key-auth, rate-limiting, acl), tags, pagination and the error bodies.
 It is a fixture, not Kong: what it does not model is listed in README.md.
@@ -2470,6 +2470,7 @@ class Handler(BaseHTTPRequestHandler):
                         return 200, {"now": store.now(), "offset": store.clock_offset}, []
                 if name == "reset" and method == "POST":
                     store.reset()
+                    store.clock_offset = 0
                     self.stats.reset()
                     self.faults.rules = []
                     return 200, {"ok": True}, []

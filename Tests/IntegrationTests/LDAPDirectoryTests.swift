@@ -1,0 +1,68 @@
+import LDAPDirectory
+import Logging
+import SyncCore
+import SyncEngine
+import Testing
+
+@Suite("LDAP source against a real slapd")
+struct LDAPDirectoryTests {
+    func source(_ server: SlapdServer, pageSize: Int = 25, password: String? = nil, disabledFilter: String? = nil,
+                url: String? = nil, timeout: Int = 5) -> LDAPDirectorySource {
+        LDAPDirectorySource(
+            settings: LDAPSettings(
+                url: url ?? server.url, bindDN: server.bindDN, bindPassword: password ?? server.password,
+                baseDN: server.baseDN, pageSize: pageSize, disabledFilter: disabledFilter, timeoutSeconds: timeout),
+            logger: Logger(label: "test"))
+    }
+
+    @Test func pagingReadsPastTheServersSizeLimit() async throws {
+        let server = try SlapdServer(users: 120, sizeLimit: 50)
+        for pageSize in [25, 500] {
+            let snapshot = try await source(server, pageSize: pageSize).snapshot()
+            #expect(snapshot.users.count == 126, "page size \(pageSize)")
+            #expect(Set(snapshot.users.map(\.id)).count == 126)
+            let first = snapshot.users.first { $0.username == "user000001" }
+            #expect(first?.id.rawValue == DemoUsers.user000001)
+        }
+    }
+
+    @Test func deactivationFollowsPpolicyAndDisabledFilter() async throws {
+        let server = try SlapdServer()
+        let users = try await source(server, disabledFilter: "(employeeType=left)").snapshot().users
+        func state(_ uid: String) -> DirectoryUser.State? { users.first { $0.username == uid }?.state }
+        #expect(state("alice") == .active)
+        #expect(state("carol") == .deactivated)  // pwdAccountLockedTime: 000001010000Z
+        #expect(state("dave") == .deactivated)  // employeeType: left
+        #expect(state("erin") == .active)  // a lockout timestamp is not a deactivation
+        let withoutFilter = try await source(server).snapshot().users
+        #expect(withoutFilter.first { $0.username == "dave" }?.state == .active)
+    }
+
+    @Test func aWrongPasswordFailsClosedWithoutTheSecret() async throws {
+        let server = try SlapdServer()
+        do {
+            _ = try await source(server, password: "wrong-pass-4711").snapshot()
+            Issue.record("bind with a wrong password succeeded")
+        } catch let error as SourceError {
+            #expect(error.description.contains("bind as cn=sync"))
+            #expect(error.description.contains("Invalid credentials"))
+            #expect(!error.description.contains("wrong-pass-4711"))
+        }
+    }
+
+    @Test func aStoppedServerFailsClosed() async throws {
+        let server = try SlapdServer()
+        let url = server.url
+        server.stop()
+        await #expect(throws: SourceError.self) { try await source(server, url: url, timeout: 2).snapshot() }
+    }
+
+    @Test func aPlainSearchWouldHaveStoppedAtTheLimit() async throws {
+        // Guard for the test above: the fixture's limit really cuts unpaged searches (result 4).
+        let server = try SlapdServer(users: 120, sizeLimit: 50)
+        let r = try runProcess(
+            "/usr/bin/ldapsearch",
+            ["-x", "-H", server.url, "-D", server.bindDN, "-w", server.password, "-b", server.baseDN, "-LLL", "uid"])
+        #expect(r.status == 4)
+    }
+}

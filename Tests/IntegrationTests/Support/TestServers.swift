@@ -1,0 +1,223 @@
+import CurlHTTP
+import Foundation
+import SyncCore
+
+/// The repository root, found from this file's path.
+enum Repo {
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<4 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static func fixture(_ path: String) -> String { root + "/Fixtures/" + path }
+
+    /// The built `idp-sync` next to the test bundle.
+    static let binary: String = {
+        let candidates = [
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("idp-sync").path,
+            Bundle.main.bundleURL.appendingPathComponent("idp-sync").path,
+            root + "/.build/debug/idp-sync",
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[2]
+    }()
+}
+
+/// A fresh directory per test, removed afterwards.
+final class TempDir: @unchecked Sendable {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("idp-sync-it-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func write(_ name: String, _ text: String) -> String {
+        let file = path + "/" + name
+        try! text.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+}
+
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Starts a program with posix_spawn (Foundation's Process can hang in waitUntilExit inside async tests).
+func spawn(_ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32, stdin: Int32) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+    posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+    posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    // Children start with no blocked signals and default handlers: test threads block signals,
+    // and a server that inherits a blocked SIGTERM cannot be stopped.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var pid: pid_t = 0
+    let rc = posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
+    guard rc == 0 else { throw FixtureError(description: "cannot start \(executable): \(String(cString: strerror(rc)))") }
+    return pid
+}
+
+/// Waits for a child and returns its exit status (128+signal when killed).
+func waitFor(_ pid: pid_t) -> Int32 {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    if status & 0x7f == 0 { return (status >> 8) & 0xff }
+    return 128 + (status & 0x7f)
+}
+
+/// Runs a program to completion, capturing its output (through files, so no pipe can fill up).
+func runProcess(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> ProcessResult {
+    let dir = TempDir()
+    let inPath = dir.write("stdin", stdin ?? "")
+    let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
+    let input = open(inPath, O_RDONLY)
+    let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let err = open(errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    defer {
+        close(input)
+        close(out)
+        close(err)
+    }
+    let pid = try spawn(executable, arguments, stdout: out, stderr: err, stdin: input)
+    let status = waitFor(pid)
+    return ProcessResult(
+        status: status, stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Debian's slapd on 127.0.0.1, started by `Fixtures/ldap/slapd-fixture` in a temp dir.
+final class SlapdServer: @unchecked Sendable {
+    let dir = TempDir()
+    var env: [String: String] = [:]
+    var url: String { env["LDAP_URL"]! }
+    var bindDN: String { env["LDAP_BIND_DN"]! }
+    var password: String { env["LDAP_BIND_PASSWORD"]! }
+    var baseDN: String { env["LDAP_BASE_DN"]! }
+    var pid: Int32 { Int32(env["LDAP_PID"]!)! }
+
+    init(users: Int = 0, demo: Bool = true, sizeLimit: Int = 50, extraLDIF: [String] = []) throws {
+        var args = ["start", "--dir", dir.path + "/slapd", "--size-limit", String(sizeLimit)]
+        if demo { args += ["--ldif", Repo.fixture("ldap/demo.ldif")] }
+        for ldif in extraLDIF { args += ["--ldif", ldif] }
+        if users > 0 { args += ["--users", String(users)] }
+        let result = try runProcess(Repo.fixture("ldap/slapd-fixture"), args)
+        guard result.status == 0 else {
+            throw FixtureError(description: "slapd-fixture start failed: \(result.stderr)")
+        }
+        for line in result.stdout.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { env[String(parts[0])] = String(parts[1]) }
+        }
+    }
+
+    func stop() {
+        _ = try? runProcess(Repo.fixture("ldap/slapd-fixture"), ["stop", "--dir", dir.path + "/slapd"])
+    }
+
+    deinit { stop() }
+}
+
+/// The project's Kong Admin API test server (`Fixtures/kong/kong_admin_server.py`).
+final class KongServer: @unchecked Sendable {
+    let dir = TempDir()
+    var pid: pid_t = 0
+    var port = 0
+    var url: String { "http://127.0.0.1:\(port)" }
+    private let http = HTTPClient(options: HTTPClientOptions(timeoutSeconds: 60))
+
+    init(arguments: [String] = []) throws {
+        let portFile = dir.path + "/port"
+        let null = open("/dev/null", O_RDWR)
+        let log = open(dir.path + "/server.log", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer {
+            close(null)
+            close(log)
+        }
+        pid = try spawn(
+            "python3", [Repo.fixture("kong/kong_admin_server.py"), "--port", "0", "--port-file", portFile] + arguments,
+            stdout: null, stderr: log, stdin: null)
+        for _ in 0..<200 {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8),
+                let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                port = p
+                return
+            }
+            usleep(50_000)
+        }
+        kill(pid, SIGKILL)
+        _ = waitFor(pid)
+        throw FixtureError(description: "the Kong test server did not start")
+    }
+
+    deinit {
+        kill(pid, SIGTERM)
+        _ = waitFor(pid)
+    }
+
+    @discardableResult
+    func control(_ method: String, _ path: String, _ body: String? = nil) async throws -> JSONValue {
+        let response = try await http.send(
+            HTTPRequest(
+                method: method, url: url + path, headers: [("Content-Type", "application/json")],
+                body: body.map { Array($0.utf8) }))
+        guard (200..<300).contains(response.status) else {
+            throw FixtureError(description: "\(method) \(path): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+        }
+        return response.body.isEmpty ? .null : try JSONParser.parse(response.body)
+    }
+
+    /// Kong requests by "METHOD /route/{template}", and totals.
+    func stats() async throws -> JSONValue { try await control("GET", "/__test/stats") }
+
+    func resetStats() async throws { try await control("POST", "/__test/reset-stats") }
+
+    /// The whole store, byte for byte.
+    func state() async throws -> [UInt8] {
+        try await http.send(HTTPRequest(method: "GET", url: url + "/__test/state")).body
+    }
+
+    /// Seeds consumers; returns them with their ids.
+    @discardableResult
+    func seed(_ json: JSONValue) async throws -> JSONValue { try await control("POST", "/__test/seed", json.canonical) }
+
+    func kong(_ method: String, _ path: String, _ body: JSONValue? = nil) async throws -> (Int, JSONValue) {
+        let response = try await http.send(
+            HTTPRequest(
+                method: method, url: url + path, headers: body == nil ? [] : [("Content-Type", "application/json")],
+                body: body.map { Array($0.canonical.utf8) }))
+        return (response.status, response.body.isEmpty ? .null : (try? JSONParser.parse(response.body)) ?? .null)
+    }
+}
+
+/// The fixtures' deterministic entryUUIDs: uuid5(NAMESPACE_URL, "user:" + uid).
+enum DemoUsers {
+    static let alice = "5aca05f7-1e30-5a6b-82b9-64f1787ab26a"
+    static let bob = "46ae4d79-4ed1-51ef-9900-6cb3fc68497f"
+    static let carol = "8a314da2-415e-5001-a7d0-fe5138d85bff"
+    static let dave = "93862a1c-b727-541b-b82e-3c92d1d52616"
+    static let erin = "31a472d1-d088-58c7-8114-ec2c8e38834b"
+    static let svcCI = "2133a1e1-fd81-56b7-95a5-c67f63e14837"
+    static let user000001 = "4d6633dd-d281-5916-868b-1bf9d6ca2731"
+}
