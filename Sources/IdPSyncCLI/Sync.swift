@@ -39,6 +39,8 @@ struct Sync: AsyncParsableCommand {
     var logLevel: LogLevelOption = .info
 
     func run() async throws {
+        // A full disk or a file-size limit must fail the journal write (EFBIG), not kill the process.
+        signal(SIGXFSZ, SIG_IGN)
         let logger = Logs.logger(level: logLevel)
         let loader = ConfigLoader(environment: Environment.all)
         let config: SyncConfiguration
@@ -66,6 +68,20 @@ struct Sync: AsyncParsableCommand {
                 if let repaired = file.repaired {
                     startFields["repaired"] = .string(repaired)
                     logger.warning("journal repaired", metadata: ["journal.repaired": "\(repaired)"])
+                }
+                if let interrupted = file.interrupted {
+                    // Writes of a killed run may or may not have reached the gateway; this run re-reads
+                    // everything, converges, and records what it found.
+                    startFields["previous_run_interrupted"] = [
+                        "run": .string(interrupted.run),
+                        "intents_without_outcome": .array(interrupted.unfinishedIntents.map { .int($0) }),
+                    ]
+                    logger.warning(
+                        "the previous run was interrupted",
+                        metadata: [
+                            "sync.previous_run": "\(interrupted.run)",
+                            "sync.intents_without_outcome": "\(interrupted.unfinishedIntents.count)",
+                        ])
                 }
                 lastGoodUsers = file.lastGoodUsers
                 journal = file

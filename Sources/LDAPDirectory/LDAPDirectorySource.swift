@@ -168,6 +168,7 @@ final class Connection {
         var cookieOwned = false
         defer { if cookieOwned { ber_memfree(cookie.bv_val) } }
         var page = 0
+        var emptyPagesInARow = 0
         var cAttributes: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0) } + [nil]
         defer { for p in cAttributes { free(p) } }
         repeat {
@@ -185,6 +186,7 @@ final class Connection {
             guard rc == LDAP_SUCCESS else { throw error(rc, "search of \(settings.baseDN) failed") }
 
             var finished = false
+            var entriesOnPage = 0
             while !finished {
                 var message: OpaquePointer? = nil
                 var wait = timeval(tv_sec: settings.timeoutSeconds, tv_usec: 0)
@@ -200,6 +202,7 @@ final class Connection {
                 defer { ldap_msgfree(message) }
                 switch UInt(type) {
                 case UInt(LDAP_RES_SEARCH_ENTRY):
+                    entriesOnPage += 1
                     try handleEntry(ld, message, attributes: attributes, entry: entry)
                 case UInt(LDAP_RES_SEARCH_REFERENCE):
                     throw SourceError(
@@ -210,6 +213,11 @@ final class Connection {
                 default:
                     throw SourceError("LDAP \(settings.url): unexpected message type \(type) during the search")
                 }
+            }
+            emptyPagesInARow = entriesOnPage == 0 ? emptyPagesInARow + 1 : 0
+            if emptyPagesInARow >= 10 && cookie.bv_len > 0 {
+                throw SourceError(
+                    "LDAP \(settings.url): 10 empty pages in a row and the paging cookie never empties; the directory is not trustworthy this run")
             }
         } while cookie.bv_len > 0
     }

@@ -38,12 +38,25 @@ public struct ConfigLoader {
         return try parse(text, file: path)
     }
 
+    /// Yams' message without its "Context:" excerpt, which quotes the file (and could quote a secret).
+    static func summary(of error: Error) -> String {
+        let text = "\(error)"
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        let first = lines.first.map(String.init) ?? text
+        if let position = lines.last.flatMap({ $0.range(of: " in line ") != nil ? String($0) : nil }),
+            let range = position.range(of: " in line ")
+        {
+            return first + " (line " + position[range.upperBound...] + ")"
+        }
+        return first
+    }
+
     public func parse(_ text: String, file: String) throws -> SyncConfiguration {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw ConfigError(file: file, diagnostics: [ConfigDiagnostic(path: "", message: "not valid YAML: \(error)")])
+            throw ConfigError(file: file, diagnostics: [ConfigDiagnostic(path: "", message: "not valid YAML: \(Self.summary(of: error))")])
         }
         var reader = Reader(loader: self)
         let config = reader.configuration(root)

@@ -16,6 +16,8 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
     /// Set when opening cut a torn last line; goes into the next `run-started` record.
     public private(set) var repaired: String?
     public private(set) var lastGoodUsers: Int?
+    /// The previous run, when it was killed before its last record (see `JournalScan.interrupted`).
+    public private(set) var interrupted: (run: String, unfinishedIntents: [Int64])?
     private var fd: Int32
     private var lastSeq: Int64
     private var lastHash: String
@@ -28,6 +30,7 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
         self.lastHash = scan.lastHash
         self.lastGoodUsers = scan.lastGoodUsers
         self.repaired = scan.repaired
+        self.interrupted = scan.interrupted
         let existed = access(path, F_OK) == 0
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw JournalError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
@@ -111,8 +114,12 @@ public struct JournalScan {
     public var lastHash: String = JournalRecord.genesis
     public var lastGoodUsers: Int?
     public var repaired: String?
+    /// The last run, when it has no `run-finished` or `run-refused` (it was killed), and the seqs of
+    /// its intents that have no outcome: writes that may or may not have reached the gateway.
+    public var interrupted: (run: String, unfinishedIntents: [Int64])?
 
-    /// Reads the file (missing = empty). Only the last line and `run-finished` lines are parsed.
+    /// Reads the file (missing = empty). Only the last line and `run-finished` lines are parsed;
+    /// other fields are picked from the canonical text without a full parse.
     public static func scan(path: String, repairTornTail: Bool) throws -> JournalScan {
         var result = JournalScan()
         guard access(path, F_OK) == 0 else { return result }
@@ -122,7 +129,13 @@ public struct JournalScan {
         var last: [UInt8]? = nil
         var lineNumber = 0
         var torn: (start: Int64, length: Int)? = nil
-        let marker = Array("\"event\":\"run-finished\"".utf8)
+        let finished = Array("\"event\":\"run-finished\"".utf8)
+        let refused = Array("\"event\":\"run-refused\"".utf8)
+        let started = Array("\"event\":\"run-started\"".utf8)
+        let intent = Array("\"event\":\"intent\"".utf8)
+        let outcome = Array("\"event\":\"outcome\"".utf8)
+        var runOpen: String? = nil
+        var openIntents: [Int64] = []
         while let line = reader.next() {
             lineNumber += 1
             if !line.terminated {
@@ -130,12 +143,25 @@ public struct JournalScan {
                 break
             }
             last = Array(line.bytes)
-            if contains(line.bytes, marker), let record = try? JSONParser.parse(Array(line.bytes)),
-                record["outcome"]?.stringValue == "ok", let users = record["users"]?.intValue
-            {
-                result.lastGoodUsers = Int(users)
+            if contains(line.bytes, started) {
+                runOpen = stringField(line.bytes, "run") ?? "unknown"
+                openIntents = []
+            } else if contains(line.bytes, intent) {
+                if let seq = intField(line.bytes, "seq") { openIntents.append(seq) }
+            } else if contains(line.bytes, outcome) {
+                if let seq = intField(line.bytes, "intent") { openIntents.removeAll { $0 == seq } }
+            } else if contains(line.bytes, finished) {
+                runOpen = nil
+                if let record = try? JSONParser.parse(Array(line.bytes)), record["outcome"]?.stringValue == "ok",
+                    let users = record["users"]?.intValue
+                {
+                    result.lastGoodUsers = Int(users)
+                }
+            } else if contains(line.bytes, refused) {
+                runOpen = nil
             }
         }
+        if let runOpen { result.interrupted = (runOpen, openIntents) }
         if let last {
             guard let record = try? JSONParser.parse(last), let seq = record["seq"]?.intValue,
                 let hash = record["hash"]?.stringValue
@@ -154,18 +180,43 @@ public struct JournalScan {
         return result
     }
 
-    static func contains(_ haystack: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool {
-        guard haystack.count >= needle.count, let first = needle.first else { return false }
+    /// `"key":123` in canonical JSON, without parsing the line.
+    static func intField(_ line: UnsafeBufferPointer<UInt8>, _ key: String) -> Int64? {
+        guard let start = find(line, Array("\"\(key)\":".utf8)) else { return nil }
+        var i = start, value: Int64 = 0, digits = 0
+        while i < line.count, line[i] >= 48, line[i] <= 57 {
+            value = value &* 10 &+ Int64(line[i] - 48)
+            i += 1
+            digits += 1
+        }
+        return digits > 0 ? value : nil
+    }
+
+    /// `"key":"text"` in canonical JSON (text without escapes), without parsing the line.
+    static func stringField(_ line: UnsafeBufferPointer<UInt8>, _ key: String) -> String? {
+        guard let start = find(line, Array("\"\(key)\":\"".utf8)) else { return nil }
+        var i = start
+        while i < line.count, line[i] != UInt8(ascii: "\""), line[i] != UInt8(ascii: "\\") { i += 1 }
+        return String(decoding: UnsafeBufferPointer(rebasing: line[start..<i]), as: UTF8.self)
+    }
+
+    /// The index just after the first occurrence of `needle`.
+    static func find(_ haystack: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count, let first = needle.first else { return nil }
         var i = 0
         let end = haystack.count - needle.count
         while i <= end {
             if haystack[i] == first {
                 var j = 1
                 while j < needle.count && haystack[i + j] == needle[j] { j += 1 }
-                if j == needle.count { return true }
+                if j == needle.count { return i + needle.count }
             }
             i += 1
         }
-        return false
+        return nil
+    }
+
+    static func contains(_ haystack: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool {
+        find(haystack, needle) != nil
     }
 }

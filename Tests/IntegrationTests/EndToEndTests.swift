@@ -11,24 +11,38 @@ final class Scenario: @unchecked Sendable {
     var config: String { dir.path + "/config.yaml" }
     var consumers: [String: String] = [:]  // username → Kong id
 
-    init(users: Int = 0, policy: String = "", kongArguments: [String] = [], token: String? = nil) throws {
-        ldap = try SlapdServer(users: users)
+    init(
+        users: Int = 0, policy: [String: String] = [:], kongArguments: [String] = [], token: String? = nil,
+        source: [String: String] = [:], ldap: SlapdServer? = nil
+    ) throws {
+        self.ldap = try ldap ?? SlapdServer(users: users)
         kong = try KongServer(arguments: kongArguments)
-        _ = dir.write("bind-password", ldap.password + "\n")
+        _ = dir.write("bind-password", self.ldap.password + "\n")
         let tokenLine = token.map { "    token_file: \(dir.write("kong-token", $0))\n" } ?? ""
+        var sourceKeys: [(String, String)] = [
+            ("type", "ldap"), ("url", self.ldap.url), ("bind_dn", self.ldap.bindDN),
+            ("bind_password_file", "\(dir.path)/bind-password"), ("base_dn", self.ldap.baseDN), ("page_size", "20"),
+            ("disabled_filter", "(employeeType=left)"), ("timeout", "5s"),
+        ]
+        for (key, value) in source.sorted(by: { $0.key < $1.key }) {
+            if let i = sourceKeys.firstIndex(where: { $0.0 == key }) {
+                sourceKeys[i].1 = value
+            } else {
+                sourceKeys.append((key, value))
+            }
+        }
+        let sourceText = sourceKeys.map { "  \($0.0): \($0.1)" }.joined(separator: "\n")
+        let policyDefaults = [
+            "grace_period": "24h", "max_disable": "10", "max_disable_percent": "50", "protected": "[svc-*]",
+        ]
+        let policyText = policyDefaults.merging(policy) { _, new in new }.sorted { $0.key < $1.key }
+            .map { "  \($0.key): \($0.value)" }.joined(separator: "\n")
         _ = dir.write(
             "config.yaml",
             """
             version: 1
             source:
-              type: ldap
-              url: \(ldap.url)
-              bind_dn: \(ldap.bindDN)
-              bind_password_file: \(dir.path)/bind-password
-              base_dn: \(ldap.baseDN)
-              page_size: 20
-              disabled_filter: (employeeType=left)
-              timeout: 5s
+            \(sourceText)
             gateways:
               - name: demo
                 type: kong
@@ -36,11 +50,7 @@ final class Scenario: @unchecked Sendable {
             \(tokenLine)    select_tags: [idp-managed]
                 match: { consumer: custom_id, user: id }
             policy:
-              grace_period: 24h
-              max_disable: 10
-              max_disable_percent: 50
-              protected: [svc-*]
-            \(policy)
+            \(policyText)
             journal:
               path: \(journal)
             """)

@@ -112,6 +112,18 @@ struct ConfigLoaderTests {
         }
     }
 
+    @Test func yamlErrorsDoNotQuoteTheFile() {
+        let text = "version: 1\nsource:\n  bind_password: hunter2-literal\n  url: a\n  url: b\n"
+        do {
+            _ = try loader().parse(text, file: "c")
+            Issue.record("duplicate key accepted")
+        } catch {
+            #expect("\(error)".contains("url"))
+            #expect("\(error)".contains("line"))
+            #expect(!"\(error)".contains("hunter2-literal"))
+        }
+    }
+
     @Test(arguments: ["ldap://127.0.0.1:389", "ldap://localhost", "ldap://[::1]:389", "http://127.1.2.3:8001/x"])
     func loopbackHostsMayUseCleartext(_ url: String) throws {
         let text = good.replacingOccurrences(of: "ldap://127.0.0.1:3389", with: url.hasPrefix("ldap") ? url : "ldap://127.0.0.1")

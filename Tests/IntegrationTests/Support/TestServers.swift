@@ -116,8 +116,14 @@ final class SlapdServer: @unchecked Sendable {
     var baseDN: String { env["LDAP_BASE_DN"]! }
     var pid: Int32 { Int32(env["LDAP_PID"]!)! }
 
-    init(users: Int = 0, demo: Bool = true, sizeLimit: Int = 50, extraLDIF: [String] = []) throws {
+    init(
+        users: Int = 0, demo: Bool = true, sizeLimit: Int = 50, extraLDIF: [String] = [], pagedTotalLimit: Int? = nil,
+        pageSizeLimit: Int? = nil, leftEvery: Int? = nil
+    ) throws {
         var args = ["start", "--dir", dir.path + "/slapd", "--size-limit", String(sizeLimit)]
+        if let pagedTotalLimit { args += ["--paged-total-limit", String(pagedTotalLimit)] }
+        if let pageSizeLimit { args += ["--page-size-limit", String(pageSizeLimit)] }
+        if let leftEvery { args += ["--left-every", String(leftEvery)] }
         if demo { args += ["--ldif", Repo.fixture("ldap/demo.ldif")] }
         for ldif in extraLDIF { args += ["--ldif", ldif] }
         if users > 0 { args += ["--users", String(users)] }
