@@ -35,67 +35,125 @@ struct Journal: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the journal's records.")
+        static let configuration = CommandConfiguration(
+            commandName: "show",
+            abstract: "Print the journal's records, filtered (the default subcommand).",
+            discussion: """
+                Filters combine: a record must match all. --since/--until take RFC 3339 times, dates \
+                (2026-11-30) or ages (90s, 15m, 2h, 7d). --follow keeps printing records as runs append them.
+                """)
 
         @OptionGroup var location: Location
 
-        @Option(name: .long, help: "text or jsonl.")
+        @Option(name: .customLong("run"), help: "Only this run (r-…).")
+        var runID: String?
+
+        @Option(name: .long, help: "Records at or after this time or age (2h, 7d).")
+        var since: String?
+
+        @Option(name: .long, help: "Records at or before this time or age.")
+        var until: String?
+
+        @Option(name: .long, help: "A consumer's id, username or custom_id.")
+        var consumer: String?
+
+        @Option(name: .long, help: "A user's id or username.")
+        var user: String?
+
+        @Option(name: .long, help: "flag, disable, delete-key, unflag or restore.")
+        var action: String?
+
+        @Option(name: .long, help: "A gateway's name.")
+        var gateway: String?
+
+        @Option(name: .long, help: "text, json or jsonl.")
         var output: JournalOutput = .text
 
-        enum JournalOutput: String, ExpressibleByArgument {
-            case text, jsonl
+        @Flag(name: .long, help: "List runs with their counts and outcome instead of records.")
+        var runs = false
+
+        @Flag(name: .shortAndLong, help: "Keep printing records as they are appended (Ctrl-C stops).")
+        var follow = false
+
+        enum JournalOutput: String, ExpressibleByArgument, CaseIterable {
+            case text, json, jsonl
+        }
+
+        func validate() throws {
+            if let action, ActionKind(rawValue: action) == nil {
+                throw ValidationError("--action must be one of \(ActionKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if follow && (runs || output == .json) {
+                throw ValidationError("--follow prints records as text or jsonl; it cannot be combined with --runs or --output json")
+            }
+            _ = try bound(since, "--since")
+            _ = try bound(until, "--until")
+        }
+
+        func bound(_ text: String?, _ name: String) throws -> String? {
+            guard let text else { return nil }
+            if let age = TimeFormat.parseDuration(text) { return TimeFormat.rfc3339(Environment.unixNow() - age) }
+            if let time = TimeFormat.parseRFC3339(text) { return TimeFormat.rfc3339(time) }
+            throw ValidationError("\(name) '\(text)' is neither an RFC 3339 time, a date (2026-11-30) nor an age (2h, 7d)")
         }
 
         func run() throws {
             let path = try location.path()
-            guard let file = fopen(path, "r") else {
-                Console.error("error: cannot open journal \(path): \(String(cString: strerror(errno)))\n")
+            let query = JournalQuery(
+                run: runID, since: try bound(since, "--since"), until: try bound(until, "--until"), consumer: consumer,
+                user: user, action: action, gateway: gateway)
+            let reader = JournalReader(path: path)
+            if runs {
+                try printRuns(reader, query)
+                return
+            }
+            var printer = RecordPrinter(output: output)
+            var offset: Int64 = 0
+            do {
+                offset = try reader.read(query: query) { record, line in printer.print(record, line) }
+            } catch {
+                Console.error("error: \(error)\n")
                 throw ExitCode(1)
             }
-            defer { fclose(file) }
-            var buffer: UnsafeMutablePointer<CChar>? = nil
-            var capacity = 0
-            defer { free(buffer) }
-            while getline(&buffer, &capacity, file) > 0, let buffer {
-                let line = String(cString: buffer)
-                if output == .jsonl {
-                    print(line, terminator: line.hasSuffix("\n") ? "" : "\n")
-                    continue
-                }
-                guard let record = try? JSONParser.parse(line.hasSuffix("\n") ? String(line.dropLast()) : line) else {
-                    print("(unreadable line)")
-                    continue
-                }
-                print(Self.text(record))
+            printer.finish()
+            guard follow else { return }
+            while true {
+                usleep(250_000)
+                offset = (try? reader.read(from: offset, query: query) { record, line in printer.print(record, line) })
+                    ?? offset
+                fflush(nil)
             }
         }
 
-        static func text(_ r: JSONValue) -> String {
-            let seq = r["seq"]?.intValue.map { String($0) } ?? "?"
-            let time = r["time"]?.stringValue ?? "?"
-            let event = r["event"]?.stringValue ?? "?"
-            let run = r["run"]?.stringValue ?? ""
-            var line = "\(seq.leftPad(5)) \(time) \(run) \(event)"
-            switch event {
-            case "intent", "outcome":
-                let consumer = r["consumer"]?["username"]?.stringValue ?? r["consumer"]?["custom_id"]?.stringValue
-                    ?? r["consumer"]?["id"]?.stringValue ?? "?"
-                line += " \(r["gateway"]?.stringValue ?? "?") \(r["action"]?.stringValue ?? "?") \(consumer)"
-                line += " [\(r["situation"]?.stringValue ?? "?")]"
-                if event == "intent" { line += " \(r["reason"]?.stringValue ?? "")" }
-                if let outcome = r["outcome"]?.stringValue { line += " → \(outcome)" }
-                if let error = r["error"]?.stringValue { line += ": \(error)" }
-            case "run-finished":
-                line += " outcome=\(r["outcome"]?.stringValue ?? "?") exit=\(r["exit_code"]?.intValue ?? -1)"
-                line += " users=\(r["users"]?.intValue ?? -1)"
-            case "run-refused":
-                line += " cause=\(r["cause"]?.stringValue ?? "?"): \(r["detail"]?.stringValue ?? "")"
-            case "run-started":
-                line += r["dry_run"]?.boolValue == true ? " (dry run)" : ""
-                if let repaired = r["repaired"]?.stringValue { line += " repaired: \(repaired)" }
-            default: break
+        func printRuns(_ reader: JournalReader, _ query: JournalQuery) throws {
+            var runs: [String: RunSummary] = [:]
+            var order: [String] = []
+            var all = query
+            all.consumer = nil
+            all.user = nil
+            all.action = nil
+            all.gateway = nil
+            try reader.read(query: all) { record, _ in
+                guard let id = record["run"]?.stringValue else { return }
+                if runs[id] == nil {
+                    runs[id] = RunSummary(id: id)
+                    order.append(id)
+                }
+                runs[id]!.add(record)
             }
-            return line
+            if output == .text {
+                print("RUN                        STARTED               OUTCOME    EXIT  USERS  APPLIED FAILED  NOTE")
+            }
+            var items: [JSONValue] = []
+            for id in order {
+                let r = runs[id]!
+                switch output {
+                case .text: print(r.line)
+                case .json: items.append(r.json)
+                case .jsonl: print(r.json.canonical)
+                }
+            }
+            if output == .json { print(JSONValue.array(items).pretty) }
         }
     }
 
@@ -134,8 +192,3 @@ struct Journal: ParsableCommand {
     }
 }
 
-extension String {
-    fileprivate func leftPad(_ width: Int) -> String {
-        count >= width ? self : String(repeating: " ", count: width - count) + self
-    }
-}

@@ -78,3 +78,48 @@ public enum TimeFormat {
         return number == nil && !text.isEmpty ? total : nil
     }
 }
+
+extension TimeFormat {
+    /// Parses `2026-11-30T07:15:00Z`, with optional fraction and `±HH:MM` offset, or a bare date
+    /// `2026-11-30` (midnight UTC). Returns unix seconds, or nil when malformed.
+    public static func parseRFC3339(_ text: String) -> Int64? {
+        let b = Array(text.utf8)
+        func number(_ from: Int, _ count: Int) -> Int64? {
+            guard from + count <= b.count else { return nil }
+            var v: Int64 = 0
+            for i in from..<from + count {
+                guard b[i] >= 48 && b[i] <= 57 else { return nil }
+                v = v * 10 + Int64(b[i] - 48)
+            }
+            return v
+        }
+        guard b.count >= 10, let y = number(0, 4), b[4] == UInt8(ascii: "-"), let mo = number(5, 2),
+            b[7] == UInt8(ascii: "-"), let d = number(8, 2), (1...12).contains(mo), (1...31).contains(d)
+        else { return nil }
+        let day = days(year: y, month: mo, day: d) * 86_400
+        if b.count == 10 { return day }
+        guard b.count >= 20, b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t") || b[10] == UInt8(ascii: " "),
+            let h = number(11, 2), b[13] == UInt8(ascii: ":"), let mi = number(14, 2), b[16] == UInt8(ascii: ":"),
+            let s = number(17, 2), h < 24, mi < 60, s < 61
+        else { return nil }
+        var i = 19
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < b.count, b[i] >= 48, b[i] <= 57 { i += 1 }
+        }
+        var offset: Int64 = 0
+        guard i < b.count else { return nil }
+        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+            i += 1
+        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            guard let oh = number(i + 1, 2), i + 3 < b.count, b[i + 3] == UInt8(ascii: ":"), let om = number(i + 4, 2)
+            else { return nil }
+            offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "+") ? 1 : -1)
+            i += 6
+        } else {
+            return nil
+        }
+        guard i == b.count else { return nil }
+        return day + h * 3600 + mi * 60 + s - offset
+    }
+}

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Crypto
 import SyncCore
 
 /// What `journal verify` found.
@@ -55,19 +56,29 @@ public enum JournalVerifier {
                 break
             }
             let expected = result.lastSeq + 1
-            guard let record = try? JSONParser.parse(Array(line.bytes)), let fields = record.objectValue else {
-                return fail(expected, "not a valid JSON record")
+            let checked: (seq: Int64, prev: String, hash: String, hashOK: Bool)
+            if let fast = fastCheck(line.bytes) {
+                checked = fast
+            } else {
+                // Not in the writer's canonical shape: parse it to say precisely what is wrong.
+                guard let record = try? JSONParser.parse(Array(line.bytes)), let fields = record.objectValue else {
+                    return fail(expected, "not a valid JSON record")
+                }
+                guard let seq = fields["seq"]?.intValue else { return fail(expected, "record has no seq") }
+                guard let hash = fields["hash"]?.stringValue else { return fail(seq, "record has no hash") }
+                checked = (seq, fields["prev"]?.stringValue ?? "", hash, JournalRecord.hash(of: fields) == hash)
             }
-            guard let seq = fields["seq"]?.intValue else { return fail(expected, "record has no seq") }
+            let seq = checked.seq
             guard seq == expected else {
                 return fail(seq, "seq \(seq) where \(expected) was expected (a record was deleted, duplicated or moved)")
             }
-            guard let prev = fields["prev"]?.stringValue, prev == previousHash else {
+            guard checked.prev == previousHash else {
                 return fail(seq, "prev does not match the hash of the record before it")
             }
-            guard let hash = fields["hash"]?.stringValue, JournalRecord.hash(of: fields) == hash else {
+            guard checked.hashOK else {
                 return fail(seq, "hash does not match the record's content (the record was edited)")
             }
+            let hash = checked.hash
             if let anchor, anchor.seq == seq, anchor.hash != hash {
                 return fail(seq, "hash differs from the anchor \(anchor.seq):\(anchor.hash)")
             }
@@ -113,6 +124,33 @@ public enum JournalVerifier {
         }
         return result
     }
+
+    /// The writer's lines are canonical JSON, so the record without `hash` is the line without its
+    /// `,"hash":"…"` member: hashing those bytes needs no parse. Returns nil for any other shape.
+    static func fastCheck(_ line: UnsafeBufferPointer<UInt8>) -> (seq: Int64, prev: String, hash: String, hashOK: Bool)? {
+        guard let afterKey = JournalScan.find(line, hashKey), afterKey + 65 <= line.count,
+            line[afterKey + 64] == UInt8(ascii: "\""), let seq = JournalScan.intField(line, "seq"),
+            let prev = JournalScan.stringField(line, "prev")
+        else { return nil }
+        let memberStart = afterKey - hashKey.count
+        let memberEnd = afterKey + 65
+        var hasher = SHA256()
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: line[0..<memberStart])))
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: line[memberEnd..<line.count])))
+        let digest = Array(hasher.finalize())
+        let stored = line[afterKey..<afterKey + 64]
+        var ok = true
+        let hex = Array("0123456789abcdef".utf8)
+        for (i, byte) in digest.enumerated() {
+            if stored[afterKey + 2 * i] != hex[Int(byte >> 4)] || stored[afterKey + 2 * i + 1] != hex[Int(byte & 0x0F)] {
+                ok = false
+                break
+            }
+        }
+        return (seq, prev, String(decoding: UnsafeBufferPointer(rebasing: stored), as: UTF8.self), ok)
+    }
+
+    static let hashKey = Array(",\"hash\":\"".utf8)
 
     static func readHead(_ path: String) -> (seq: Int64, hash: String)? {
         guard let reader = LineReader(path: path), let line = reader.next() else { return nil }

@@ -12,9 +12,13 @@ final class LineReader {
     /// Byte offset of the start of the next line.
     private(set) var offset: Int64 = 0
 
-    init?(path: String) {
+    init?(path: String, offset: Int64 = 0) {
         guard let file = fopen(path, "r") else { return nil }
         self.file = file
+        if offset > 0 {
+            fseeko(file, off_t(offset), SEEK_SET)
+            self.offset = offset
+        }
     }
 
     deinit {
