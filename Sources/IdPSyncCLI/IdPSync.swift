@@ -8,7 +8,7 @@ public struct IdPSync: AsyncParsableCommand {
         commandName: "idp-sync",
         abstract: "Keeps Kong consumers and their API keys in line with the identity provider.",
         version: version,
-        subcommands: [Sync.self, Journal.self, CheckConfig.self]
+        subcommands: [Sync.self, Journal.self, Explain.self, Restore.self, CheckConfig.self]
     )
 
     public init() {}

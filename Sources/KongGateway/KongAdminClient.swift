@@ -35,7 +35,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         func json() throws -> JSONValue { try JSONParser.parse(body) }
     }
 
-    private func request(_ method: String, _ path: String, body: JSONValue? = nil) async throws -> Answer {
+    func request(_ method: String, _ path: String, body: JSONValue? = nil) async throws -> Answer {
         var headers: [(String, String)] = [("Accept", "application/json")]
         if let token = settings.token { headers.append(("Kong-Admin-Token", token)) }
         var bytes: [UInt8]? = nil
@@ -59,7 +59,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         return Answer(status: response.status, body: response.body)
     }
 
-    private func failure(_ method: String, _ path: String, _ answer: Answer) -> GatewayError {
+    func failure(_ method: String, _ path: String, _ answer: Answer) -> GatewayError {
         GatewayError(
             "gateway \(name): \(method) \(Self.pathOnly(path)) answered \(answer.status): \(Wire.errorMessage(answer.body))",
             status: answer.status)
@@ -69,7 +69,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
     }
 
-    private func json(_ method: String, _ path: String, _ answer: Answer) throws -> JSONValue {
+    func json(_ method: String, _ path: String, _ answer: Answer) throws -> JSONValue {
         do {
             return try answer.json()
         } catch {
@@ -78,7 +78,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
     }
 
     /// Every page of a collection, by `offset`.
-    private func list(_ path: String, query: [(String, String)]) async throws -> [JSONValue] {
+    func list(_ path: String, query: [(String, String)]) async throws -> [JSONValue] {
         var items: [JSONValue] = []
         var offset: String? = nil
         var pages = 0
@@ -190,5 +190,27 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         let path = "/consumers/\(URLEncoding.component(consumer.rawValue))/key-auth/\(URLEncoding.component(id.rawValue))"
         let answer = try await request("DELETE", path)
         guard answer.status == 204 || answer.status == 404 else { throw failure("DELETE", path, answer) }
+    }
+}
+
+extension KongAdminClient {
+    /// A consumer by id, username or custom_id (for `explain`).
+    public func findConsumer(_ name: String) async throws -> Consumer? {
+        if let consumer = try await readConsumer(ConsumerID(name)) { return consumer }
+        let path = "/consumers?custom_id=\(URLEncoding.component(name))"
+        let answer = try await request("GET", path)
+        guard answer.status == 200 else { throw failure("GET", path, answer) }
+        return try json("GET", path, answer)["data"]?.arrayValue?.first.flatMap(Wire.consumer)
+    }
+
+    /// Pages every key-auth credential and compares fingerprints locally: the key itself is never sent.
+    public func findKey(fingerprint: String) async throws -> (key: KeyID, consumer: ConsumerID)? {
+        for item in try await list("/key-auths", query: []) {
+            guard let key = Wire.key(item), key.fingerprint == fingerprint,
+                let consumer = item["consumer"]?["id"]?.stringValue
+            else { continue }
+            return (key.id, ConsumerID(consumer))
+        }
+        return nil
     }
 }

@@ -16,7 +16,7 @@ import Glibc
 public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     public let settings: LDAPSettings
     private let logger: Logger
-    private let queue = DispatchQueue(label: "idp-sync.ldap")
+    let queue = DispatchQueue(label: "idp-sync.ldap")
 
     /// The ppolicy value that means "locked by an administrator" (not a lockout after failed binds).
     static let administrativeLock = "000001010000Z"
@@ -291,5 +291,65 @@ final class Connection {
         guard prc == LDAP_SUCCESS else { throw error(prc, "cannot parse the paged results control of page \(page)") }
         cookie = next
         cookieOwned = next.bv_val != nil
+    }
+}
+
+/// What the directory says about one user, for `explain`.
+public enum DirectoryLookup: Sendable, Equatable {
+    case present(DirectoryUser)
+    /// The entry exists under base_dn but does not match `source.filter`.
+    case outsideFilter(dn: String)
+    case absent
+}
+
+extension LDAPDirectorySource {
+    /// Looks one user up by id or username: first with the configured filter, then without it.
+    public func lookup(_ value: String, by field: MatchRule.UserField) async throws -> DirectoryLookup {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try self.lookupNow(value, by: field) })
+            }
+        }
+    }
+
+    private func lookupNow(_ value: String, by field: MatchRule.UserField) throws -> DirectoryLookup {
+        let connection = try Connection(settings: settings)
+        defer { connection.close() }
+        let attribute = field == .id ? settings.idAttribute : settings.usernameAttribute
+        let equality = "(\(attribute)=\(LDAPValue.escapeFilter(value)))"
+        let filter = LDAPValue.parenthesized(settings.filter)
+        var found: DirectoryUser? = nil
+        try connection.pagedSearch(
+            filter: "(&\(filter)\(equality))",
+            attributes: [settings.idAttribute, settings.usernameAttribute, Self.lockAttribute]
+        ) { _, values in
+            guard let bytes = values[settings.idAttribute.lowercased()]?.first,
+                let id = LDAPValue.id(bytes, attribute: settings.idAttribute)
+            else { return }
+            let locked = values[Self.lockAttribute.lowercased()]?.contains {
+                String(decoding: $0, as: UTF8.self) == Self.administrativeLock
+            } ?? false
+            found = DirectoryUser(
+                id: UserID(id),
+                username: values[settings.usernameAttribute.lowercased()]?.first.flatMap {
+                    String(validating: $0, as: UTF8.self)
+                }, state: locked ? .deactivated : .active, deactivationReason: locked ? "ppolicy administrative lock" : nil)
+        }
+        if var user = found {
+            if user.state == .active, let disabled = settings.disabledFilter {
+                var hit = false
+                try connection.pagedSearch(
+                    filter: "(&\(filter)\(equality)\(LDAPValue.parenthesized(disabled)))", attributes: ["1.1"]
+                ) { _, _ in hit = true }
+                if hit {
+                    user.state = .deactivated
+                    user.deactivationReason = "matches disabled_filter"
+                }
+            }
+            return .present(user)
+        }
+        var dn: String? = nil
+        try connection.pagedSearch(filter: equality, attributes: ["1.1"]) { entryDN, _ in dn = entryDN }
+        return dn.map { .outsideFilter(dn: $0) } ?? .absent
     }
 }

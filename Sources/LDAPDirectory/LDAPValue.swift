@@ -26,3 +26,20 @@ enum LDAPValue {
         filter.hasPrefix("(") ? filter : "(\(filter))"
     }
 }
+
+extension LDAPValue {
+    /// RFC 4515 escaping of a value inside a filter.
+    static func escapeFilter(_ value: String) -> String {
+        var out = ""
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "*"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "\\"), 0:
+                let hex = Array("0123456789abcdef")
+                out += "\\" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0x0F)])
+            default:
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return String(decoding: Array(out.utf8), as: UTF8.self)
+    }
+}

@@ -10,6 +10,19 @@ extension RunReport {
         if let users {
             out.append("  source: \(sourceType), \(users) users\(sourceComplete ? ", complete" : "")")
         }
+        if let plan, plan.gateways.isEmpty, !plan.actions.isEmpty || !skipped.isEmpty {
+            for (i, action) in plan.actions.enumerated() {
+                var line = "  + \(action.kind.rawValue.padding(8)) \(action.gateway)/\(Self.name(action.consumer))  \(action.reason)"
+                if !dryRun {
+                    switch outcomes[i] {
+                    case .applied: line += "  → applied"
+                    case .failed(let error): line += "  → " + paint("FAILED: \(error)", "31")
+                    case nil: line += "  → not attempted"
+                    }
+                }
+                out.append(line)
+            }
+        }
         if let plan {
             for gateway in plan.gateways {
                 out.append("")
@@ -63,6 +76,7 @@ extension RunReport {
                 out.append("If this plan is right, apply it with: idp-sync sync --accept-plan \(planHash)")
             }
         }
+        for note in skipped { out.append("skipped: \(note)") }
         for error in errors { out.append(paint("error: \(error)", "31")) }
         return out.joined(separator: "\n") + "\n"
     }

@@ -20,6 +20,8 @@ public struct RunReport: Sendable {
     public var outcomes: [Int: ActionOutcome] = [:]
     public var refused: Refusal?
     public var errors: [String] = []
+    /// Consumers a command chose not to touch, with why (restore: changed since the run).
+    public var skipped: [String] = []
 
     public init(run: String?, dryRun: Bool, sourceType: String) {
         self.run = run
@@ -71,6 +73,7 @@ public struct RunReport: Sendable {
             "counts": .object(counts.mapValues { .int(Int64($0)) }),
             "refused": refused.map { ["cause": .string($0.cause.rawValue), "detail": .string($0.detail)] } ?? .null,
             "errors": JSONValue(errors),
+            "skipped": JSONValue(skipped),
         ]
     }
 }

@@ -12,11 +12,14 @@ public struct JournalQuery: Sendable {
     public var user: String?
     public var action: String?
     public var gateway: String?
+    /// A key's fingerprint (`sha256:…`).
+    public var keyFingerprint: String?
 
     public init(
         run: String? = nil, since: String? = nil, until: String? = nil, consumer: String? = nil, user: String? = nil,
-        action: String? = nil, gateway: String? = nil
+        action: String? = nil, gateway: String? = nil, keyFingerprint: String? = nil
     ) {
+        self.keyFingerprint = keyFingerprint
         self.run = run
         self.since = since
         self.until = until
@@ -28,11 +31,12 @@ public struct JournalQuery: Sendable {
 
     public var isEmpty: Bool {
         run == nil && since == nil && until == nil && consumer == nil && user == nil && action == nil && gateway == nil
+            && keyFingerprint == nil
     }
 
     /// Quoted JSON strings every matching line must contain: a cheap byte search before any parse.
     var needles: [[UInt8]] {
-        [run, consumer, user, action, gateway].compactMap { value in
+        [run, consumer, user, action, gateway, keyFingerprint].compactMap { value in
             value.map { Array(JSONValue.string($0).canonical.utf8) }
         }
     }
@@ -45,6 +49,10 @@ public struct JournalQuery: Sendable {
         }
         if let action, record["action"]?.stringValue != action { return false }
         if let gateway, record["gateway"]?.stringValue != gateway { return false }
+        if let keyFingerprint {
+            guard record["keys"]?.arrayValue?.contains(where: { $0["fingerprint"]?.stringValue == keyFingerprint }) == true
+            else { return false }
+        }
         if let consumer {
             let c = record["consumer"]
             guard c?["id"]?.stringValue == consumer || c?["username"]?.stringValue == consumer

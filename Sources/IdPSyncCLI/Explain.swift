@@ -1,0 +1,135 @@
+import ArgumentParser
+import KongGateway
+import LDAPDirectory
+import SyncConfig
+import SyncCore
+import SyncEngine
+import SyncJournal
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `idp-sync explain`: why does this key fail with "invalid user associated with this key"?
+struct Explain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Explain one key or consumer: gateway state, directory state, journal history, what to do.",
+        discussion: """
+            The key is read from standard input (--key -), never from the command line: it is \
+            fingerprinted at once, looked up in the journal, and compared with the gateway's keys locally.
+            """)
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "'-' to read the key from standard input.")
+    var key: String?
+
+    @Option(name: .long, help: "A consumer's id, username or custom_id.")
+    var consumer: String?
+
+    @Option(name: .long, help: "text or json.")
+    var output: OutputFormat = .text
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelOption = .warning
+
+    func validate() throws {
+        guard (key == nil) != (consumer == nil) else { throw ValidationError("give exactly one of --key - and --consumer NAME") }
+        if let key, key != "-" {
+            throw ValidationError("--key takes '-' and reads the key from standard input, so it never shows up in ps or shell history")
+        }
+    }
+
+    func run() async throws {
+        let logger = Logs.logger(level: logLevel)
+        let config: SyncConfiguration
+        do {
+            config = try ConfigLoader(environment: Environment.all).load(path: options.config)
+        } catch {
+            Console.error("error: \(error)\n")
+            throw ExitCode(1)
+        }
+        var fingerprint: String? = nil
+        if key != nil {
+            var line = readLine(strippingNewline: true) ?? ""
+            while line.last == "\r" || line.last == " " { line.removeLast() }
+            guard !line.isEmpty else { throw ValidationError("no key on standard input") }
+            fingerprint = KeyFingerprint.of(line)
+            line = ""
+        }
+
+        let gateways = LiveAdapters.gateways(config, logger: logger)
+        var found: (gateway: KongAdminClient, consumer: Consumer)? = nil
+        var problems: [String] = []
+        for gateway in gateways {
+            do {
+                if let fingerprint {
+                    if let hit = try await gateway.findKey(fingerprint: fingerprint),
+                        let c = try await gateway.readConsumer(hit.consumer)
+                    {
+                        found = (gateway, c)
+                        break
+                    }
+                } else if let name = consumer, let c = try await gateway.findConsumer(name) {
+                    found = (gateway, c)
+                    break
+                }
+            } catch {
+                problems.append("\(error)")
+            }
+        }
+
+        let gatewayName = found?.gateway.name ?? gateways.map(\.name).joined(separator: ", ")
+        let rule = config.gateways.first { $0.name == found?.gateway.name }?.match ?? config.gateways[0].match
+        var details: ConsumerDetails? = nil
+        var directory = ExplainEvidence.Directory.notChecked("no consumer found")
+        if let (gateway, c) = found {
+            details = try? await gateway.details(for: [c.id])[c.id]
+            let value = rule.consumer == .customID ? c.customID : c.username
+            if let value {
+                let source = LiveAdapters.source(config, logger: logger)
+                if let ldap = source as? LDAPDirectorySource {
+                    do {
+                        switch try await ldap.lookup(value, by: rule.user) {
+                        case .present(let user): directory = user.state == .active ? .active(user) : .deactivated(user)
+                        case .outsideFilter(let dn): directory = .outsideFilter(dn)
+                        case .absent: directory = .absent
+                        }
+                    } catch {
+                        directory = .notChecked("\(error)")
+                    }
+                }
+            } else {
+                directory = .unlinked
+            }
+        }
+
+        var history: [JSONValue] = []
+        let query =
+            found.map { JournalQuery(consumer: $0.consumer.id.rawValue) } ?? JournalQuery(keyFingerprint: fingerprint)
+        if fingerprint != nil || found != nil {
+            try? JournalReader(path: config.journalPath).read(query: query) { record, _ in history.append(record) }
+        }
+
+        let protected = found.map { c in
+            config.policy.protected.map(Glob.init).contains { glob in
+                c.consumer.username.map(glob.matches) == true || c.consumer.customID.map(glob.matches) == true
+            }
+        } ?? false
+        let explanation = Explainer.explain(
+            ExplainEvidence(
+                gateway: gatewayName, keyFingerprint: fingerprint, consumer: found?.consumer, details: details,
+                linkField: rule.user.rawValue, directory: directory, history: history, policy: config.policy,
+                protected: protected, now: Environment.unixNow()))
+        switch output {
+        case .text:
+            print(explanation.text, terminator: "")
+            for problem in problems { print("note: \(problem)") }
+        case .json:
+            var json = explanation.json.objectValue ?? [:]
+            json["problems"] = JSONValue(problems)
+            print(JSONValue.object(json).canonical)
+        }
+        if found == nil && !problems.isEmpty { throw ExitCode(1) }
+    }
+}

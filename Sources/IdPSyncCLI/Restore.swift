@@ -1,0 +1,84 @@
+import ArgumentParser
+import SyncConfig
+import SyncCore
+import SyncEngine
+import SyncJournal
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `idp-sync restore --run ID`: undoes what one run flagged and disabled.
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Undo what one run flagged and disabled (never what a person did).",
+        discussion: """
+            Consumers whose idp-sync marks changed since that run are skipped. The restore is journaled \
+            as a run of its own. If the directory still lacks a user, the next sync flags it again with \
+            a fresh clock: add it to policy.protected to keep it working.
+            """)
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .customLong("run"), help: "The run to undo (r-…), as `idp-sync journal --runs` lists it.")
+    var target: String
+
+    @Flag(name: .long, help: "Print what would be restored; write nothing.")
+    var dryRun = false
+
+    @Option(name: .long, help: "text or json.")
+    var output: OutputFormat = .text
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelOption = .info
+
+    func run() async throws {
+        signal(SIGXFSZ, SIG_IGN)
+        let logger = Logs.logger(level: logLevel)
+        let config: SyncConfiguration
+        do {
+            config = try ConfigLoader(environment: Environment.all).load(path: options.config)
+        } catch {
+            fail("\(error)")
+        }
+        var records: [JSONValue] = []
+        do {
+            try JournalReader(path: config.journalPath).read(query: JournalQuery(run: target)) { record, _ in
+                records.append(record)
+            }
+        } catch {
+            fail("\(error)")
+        }
+        guard records.contains(where: { $0["event"] == "run-started" }) else {
+            fail("run \(target) is not in the journal \(config.journalPath); list runs with: idp-sync journal --runs --config \(options.config)")
+        }
+        var lock: JournalLock? = nil
+        var journal: JournalFile? = nil
+        if !dryRun {
+            do {
+                lock = try JournalLock(journalPath: config.journalPath)
+                journal = try JournalFile(path: config.journalPath)
+            } catch {
+                fail("\(error)")
+            }
+        }
+        let restore = RestoreRun(
+            gateways: LiveAdapters.gateways(config, logger: logger), journal: journal, runID: Sync.newRunID(),
+            startFields: [
+                "version": .string(IdPSync.version), "host": .string(Environment.hostname),
+                "uid": .int(Int64(getuid())),
+            ], logger: logger)
+        let report = await restore.run(undoing: target, records: records, dryRun: dryRun)
+        switch output {
+        case .json: print(report.json.canonical)
+        case .text: print(report.text(color: isatty(1) == 1), terminator: "")
+        }
+        withExtendedLifetime(lock) {}
+        throw ExitCode(report.exitStatus.rawValue)
+    }
+
+    private func fail(_ message: String) -> Never {
+        Console.error("error: \(message)\n")
+        Foundation_exit(1)
+    }
+}

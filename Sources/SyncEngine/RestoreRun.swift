@@ -1,0 +1,129 @@
+import Logging
+import SyncCore
+
+/// `restore --run ID`: undoes what one run flagged and disabled, and nothing a person did.
+///
+/// A consumer is restored only if our marks on it are still exactly what that run left; otherwise
+/// it is skipped as changed since (a later run or a person acted on it). Journaled as its own run.
+public struct RestoreRun: Sendable {
+    public var gateways: [any Gateway]
+    public var journal: (any JournalStore)?
+    public var runID: String?
+    public var startFields: [String: JSONValue]
+    public var logger: Logger
+
+    public init(
+        gateways: [any Gateway], journal: (any JournalStore)?, runID: String?, startFields: [String: JSONValue],
+        logger: Logger
+    ) {
+        self.gateways = gateways
+        self.journal = journal
+        self.runID = runID
+        self.startFields = startFields
+        self.logger = logger
+    }
+
+    /// What one run did to one consumer, from its applied outcomes.
+    struct Undo {
+        var gateway: String
+        var consumer: Consumer
+        var situation: Situation
+        var tagsLeft: [String]
+        var disabled: Bool
+    }
+
+    static func undos(of records: [JSONValue]) -> [Undo] {
+        var byKey: [String: Undo] = [:]
+        var order: [String] = []
+        for r in records where r["event"] == "outcome" && r["outcome"] == "applied" {
+            guard let action = r["action"]?.stringValue, action == "flag" || action == "disable",
+                let gateway = r["gateway"]?.stringValue, let id = r["consumer"]?["id"]?.stringValue
+            else { continue }
+            let key = gateway + "\u{0}" + id
+            let after = r["after"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let consumer = Consumer(
+                id: ConsumerID(id), username: r["consumer"]?["username"]?.stringValue,
+                customID: r["consumer"]?["custom_id"]?.stringValue, tags: after)
+            let situation = r["situation"]?.stringValue.flatMap(Situation.init(rawValue:)) ?? .missing
+            if byKey[key] == nil { order.append(key) }
+            let disabled = (byKey[key]?.disabled ?? false) || action == "disable"
+            byKey[key] = Undo(gateway: gateway, consumer: consumer, situation: situation, tagsLeft: after, disabled: disabled)
+        }
+        return order.map { byKey[$0]! }
+    }
+
+    public func run(undoing target: String, records: [JSONValue], dryRun: Bool) async -> RunReport {
+        var report = RunReport(run: dryRun ? nil : runID, dryRun: dryRun, sourceType: "journal")
+        let journal = dryRun ? nil : self.journal
+        if let journal {
+            var fields = startFields
+            fields["event"] = "run-started"
+            fields["run"] = JSONValue(runID)
+            fields["dry_run"] = false
+            fields["restore_of"] = .string(target)
+            do {
+                try journal.append(fields)
+            } catch {
+                report.errors.append("cannot write the journal: \(error); nothing was done")
+                report.exitStatus = .error
+                return report
+            }
+        }
+        let byName = Dictionary(gateways.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var actions: [SyncAction] = []
+        for undo in Self.undos(of: records) {
+            let name = RunReport.name(undo.consumer)
+            guard let gateway = byName[undo.gateway] else {
+                report.skipped.append("gateway \(undo.gateway): \(name): that gateway is not in this config")
+                continue
+            }
+            do {
+                guard let current = try await gateway.readConsumer(undo.consumer.id) else {
+                    report.skipped.append("gateway \(undo.gateway): \(name): the consumer no longer exists")
+                    continue
+                }
+                let ours = current.tagList.filter(Marks.isOurs)
+                guard Set(ours) == Set(undo.tagsLeft.filter(Marks.isOurs)) else {
+                    report.skipped.append(
+                        "gateway \(undo.gateway): \(name): changed since run \(target) (its idp-sync marks are not what that run left)")
+                    continue
+                }
+                if ours.isEmpty && !undo.disabled { continue }
+                let details = try await gateway.details(for: [current.id])[current.id]
+                let plugin = details?.plugins.first { $0.isOurs }
+                let kind: ActionKind = undo.disabled || plugin != nil ? .restore : .unflag
+                actions.append(
+                    SyncAction(
+                        gateway: undo.gateway, kind: kind, situation: undo.situation, consumer: current, user: nil,
+                        keys: kind == .restore ? details?.keys ?? [] : [], tagsAfter: Marks.foreign(current.tagList),
+                        plugin: plugin?.id, reason: "restore of run \(target), requested by an operator"))
+            } catch {
+                report.errors.append("\(error)")
+            }
+        }
+        let plan = SyncPlan(actions: actions, findings: [], gateways: [])
+        report.plan = plan
+        report.planHash = plan.hash
+        guard let journal else {
+            report.exitStatus = report.errors.isEmpty ? .success : .error
+            return report
+        }
+        var executor = PlanExecutor(gateways: gateways, journal: journal, runID: runID, logger: logger)
+        let applied = await executor.apply(plan, shouldStop: { false })
+        report.outcomes = applied.outcomes
+        report.errors += applied.errors
+        report.exitStatus = report.errors.isEmpty ? .success : .error
+        do {
+            try journal.append([
+                "event": "run-finished", "run": JSONValue(runID), "restore_of": .string(target),
+                "outcome": .string(report.errors.isEmpty ? "ok" : "failed"),
+                "exit_code": .int(Int64(report.exitStatus.rawValue)), "plan_hash": .string(plan.hash),
+                "skipped": JSONValue(report.skipped),
+            ])
+        } catch {
+            report.errors.append("cannot write run-finished to the journal: \(error)")
+            report.exitStatus = .error
+        }
+        return report
+    }
+}
