@@ -22,7 +22,7 @@ test-swift:
 	$(SWIFT) test --skip-build
 
 test-fixtures:
-	python3 -m pytest -q -p no:cacheprovider Fixtures
+	IDP_SYNC_BIN=$(CURDIR)/.build/debug/idp-sync python3 -m pytest -q -p no:cacheprovider Fixtures deploy
 
 clean:
 	rm -rf .build demo

@@ -52,7 +52,7 @@ let package = Package(
             ]),
         .executableTarget(name: "idp-sync", dependencies: ["IdPSyncCLI"]),
 
-        .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"]),
+        .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore", "SyncEngine"]),
         .testTarget(name: "SyncJournalTests", dependencies: ["SyncJournal", "SyncEngine", "SyncCore"]),
         .testTarget(name: "SyncConfigTests", dependencies: ["SyncConfig", "SyncCore"]),
         .testTarget(

@@ -26,7 +26,7 @@ struct Journal: ParsableCommand {
             if let journal { return journal }
             guard let config else { throw ValidationError("give --config FILE or --journal PATH") }
             do {
-                return try ConfigLoader(environment: Environment.all).load(path: config).journalPath
+                return try ConfigLoader(environment: Environment.all, readSecrets: false).load(path: config).journalPath
             } catch {
                 Console.error("error: \(error)\n")
                 throw ExitCode(1)

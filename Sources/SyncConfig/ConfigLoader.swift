@@ -11,10 +11,17 @@ public struct ConfigLoader {
     public var environment: [String: String]
     /// Reads `*_file` secrets; injectable for tests.
     public var readFile: (String) -> String?
+    /// False for commands that only read the journal: secret keys are then neither expanded nor read,
+    /// so `journal` works without `$CREDENTIALS_DIRECTORY` or read access to the credentials.
+    public var readSecrets: Bool
 
-    public init(environment: [String: String], readFile: @escaping (String) -> String? = ConfigLoader.readTextFile) {
+    public init(
+        environment: [String: String], readFile: @escaping (String) -> String? = ConfigLoader.readTextFile,
+        readSecrets: Bool = true
+    ) {
         self.environment = environment
         self.readFile = readFile
+        self.readSecrets = readSecrets
     }
 
     public static func readTextFile(_ path: String) -> String? {
@@ -213,6 +220,7 @@ struct Reader {
 
     /// A secret given inline (`key`, usually `${VAR}`) or as a file (`key_file`), never both.
     mutating func secret(_ map: [String: Node], _ key: String, _ path: String) -> String? {
+        guard loader.readSecrets else { return nil }
         let inline = string(map, key, path)
         let file = string(map, key + "_file", path)
         if inline != nil && file != nil {

@@ -88,7 +88,9 @@ extension Reader {
         }
         let password = secret(map, "bind_password", p)
         let bindDN = string(map, "bind_dn", p)
-        if bindDN != nil && password == nil && map["bind_password"] == nil && map["bind_password_file"] == nil {
+        if loader.readSecrets, bindDN != nil && password == nil && map["bind_password"] == nil
+            && map["bind_password_file"] == nil
+        {
             problem("source.bind_password_file", "is required with bind_dn (or bind_password: ${VAR})")
         }
         let allowInsecure = bool(map, "allow_insecure", p)
