@@ -2,7 +2,7 @@
 # `make test` runs every test (Swift unit, integration and end-to-end tests, fixture tests).
 SWIFT ?= swift
 
-.PHONY: deps build demo test test-swift test-fixtures clean
+.PHONY: deps build demo test test-swift test-fixtures clean bench-journal
 
 deps:
 	@scripts/install-deps
@@ -26,3 +26,7 @@ test-fixtures:
 
 clean:
 	rm -rf .build demo
+
+# Benchmarks print figures; they are not tests.
+bench-journal:
+	scripts/bench-journal

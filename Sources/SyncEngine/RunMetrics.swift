@@ -1,0 +1,97 @@
+import SyncCore
+
+/// Prometheus textfile metrics of one run (product.md §8). Pure: the caller writes the file atomically.
+public enum RunMetrics {
+    /// The metric's value in a previous textfile, to carry `last_success` forward across failed runs.
+    public static func value(of name: String, in text: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1).trimmingCharacters)
+        }
+        return nil
+    }
+
+    public static func render(
+        report: RunReport, startedAt: Double, finishedAt: Double, previousLastSuccess: Double?
+    ) -> String {
+        let success = report.exitStatus == .success || report.exitStatus == .changes
+        var out: [String] = []
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
+            out.append("# HELP \(name) \(help)")
+            out.append("# TYPE \(name) \(type)")
+            for (labels, value) in samples { out.append("\(name)\(labels) \(format(value))") }
+        }
+        metric("idp_sync_last_run_timestamp_seconds", "gauge", "When the last run finished (unix seconds).", [("", finishedAt)])
+        if let lastSuccess = success ? finishedAt : previousLastSuccess {
+            metric(
+                "idp_sync_last_success_timestamp_seconds", "gauge",
+                "When the last successful run finished (unix seconds); kept across failed runs.", [("", lastSuccess)])
+        }
+        metric("idp_sync_run_duration_seconds", "gauge", "Wall time of the last run.", [("", finishedAt - startedAt)])
+        metric("idp_sync_exit_code", "gauge", "Exit code of the last run.", [("", Double(report.exitStatus.rawValue))])
+        if let users = report.users {
+            metric("idp_sync_directory_users", "gauge", "Users in the last complete directory snapshot.", [("", Double(users))])
+        }
+        metric(
+            "idp_sync_managed_consumers", "gauge", "Managed consumers per gateway in the last run.",
+            report.gateways.map { (labels(["gateway": $0.name]), Double($0.managed)) })
+        var actions: [String: Double] = [:]
+        for (i, action) in (report.plan?.actions ?? []).enumerated() where !report.dryRun {
+            let outcome: String
+            switch report.outcomes[i] {
+            case .applied: outcome = "applied"
+            case .failed: outcome = "failed"
+            case nil: outcome = "skipped"
+            }
+            actions[labels(["gateway": action.gateway, "action": action.kind.rawValue, "outcome": outcome]), default: 0] += 1
+        }
+        metric(
+            "idp_sync_actions_total", "counter", "Gateway actions of the last run, by outcome.",
+            actions.keys.sorted().map { ($0, actions[$0]!) })
+        var situations: [(String, Double)] = []
+        for gateway in report.plan?.gateways ?? [] {
+            for situation in Situation.allCases {
+                situations.append(
+                    (labels(["gateway": gateway.name, "situation": situation.rawValue]), Double(gateway.situations[situation] ?? 0)))
+            }
+        }
+        metric("idp_sync_situations", "gauge", "Managed consumers per situation in the last run.", situations)
+        let causes: [Refusal.Cause] = [.sourceError, .minUsers, .shrink, .brakeCount, .brakePercent, .planMismatch, .gatewayError]
+        metric(
+            "idp_sync_refused", "gauge", "1 when the last run was refused, by cause.",
+            causes.map { (labels(["cause": $0.rawValue]), report.refused?.cause == $0 ? 1 : 0) })
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    static func labels(_ pairs: [String: String]) -> String {
+        "{" + pairs.keys.sorted().map { key in
+            let value = pairs[key]!.replacingBackslashesQuotesNewlines
+            return "\(key)=\"\(value)\""
+        }.joined(separator: ",") + "}"
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+}
+
+extension StringProtocol {
+    fileprivate var trimmingCharacters: String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+
+    fileprivate var replacingBackslashesQuotesNewlines: String {
+        var out = ""
+        for c in self {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+}
