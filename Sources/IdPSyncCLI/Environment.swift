@@ -23,6 +23,13 @@ enum Environment {
         return String(cString: buffer)
     }
 
+    /// Wall clock with sub-second precision, for durations and metrics.
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     static func unixNow() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)

@@ -30,8 +30,7 @@ struct Explain: AsyncParsableCommand {
     @Option(name: .long, help: "text or json.")
     var output: OutputFormat = .text
 
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: LogLevelOption = .warning
+    @OptionGroup var logOptions: LogOptions
 
     func validate() throws {
         guard (key == nil) != (consumer == nil) else { throw ValidationError("give exactly one of --key - and --consumer NAME") }
@@ -41,7 +40,7 @@ struct Explain: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = Logs.logger(level: logLevel)
+        let logger = logOptions.logger()
         let config: SyncConfiguration
         do {
             config = try ConfigLoader(environment: Environment.all).load(path: options.config)

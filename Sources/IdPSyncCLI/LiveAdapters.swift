@@ -16,7 +16,7 @@ enum LiveAdapters {
                     filter: ldap.filter, pageSize: ldap.pageSize, idAttribute: ldap.idAttribute,
                     usernameAttribute: ldap.usernameAttribute, disabledFilter: ldap.disabledFilter,
                     timeoutSeconds: ldap.timeoutSeconds, caFile: ldap.caFile, startTLS: ldap.startTLS),
-                logger: logger)
+                logger: logger, progress: Progress.sink)
         }
     }
 
@@ -27,7 +27,7 @@ enum LiveAdapters {
                     name: gateway.name, adminURL: gateway.adminURL, token: gateway.token,
                     selectTags: gateway.selectTags, timeoutSeconds: gateway.timeoutSeconds, caFile: gateway.caFile,
                     clientCert: gateway.clientCert, clientKey: gateway.clientKey),
-                logger: logger)
+                logger: logger, progress: Progress.sink)
         }
     }
 

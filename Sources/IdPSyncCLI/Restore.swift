@@ -29,12 +29,11 @@ struct Restore: AsyncParsableCommand {
     @Option(name: .long, help: "text or json.")
     var output: OutputFormat = .text
 
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: LogLevelOption = .info
+    @OptionGroup var logOptions: LogOptions
 
     func run() async throws {
         signal(SIGXFSZ, SIG_IGN)
-        let logger = Logs.logger(level: logLevel)
+        let logger = logOptions.logger()
         let config: SyncConfiguration
         do {
             config = try ConfigLoader(environment: Environment.all).load(path: options.config)

@@ -1,20 +1,25 @@
+import ArgumentParser
 import Logging
+import SyncCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Structured logs on stderr for journald: `level=info msg="…" sync.run=…` (logfmt).
+/// Structured logs on stderr for journald: logfmt (`level=info msg="…" sync.run=…`), JSON lines, or
+/// text for people. On a terminal each line first clears the progress line.
 ///
 /// Callers never put secrets in messages or metadata; this handler adds nothing of its own.
 struct StderrLogHandler: LogHandler {
     var logLevel: Logger.Level
     var metadata: Logger.Metadata = [:]
     let label: String
+    let format: LogFormat
 
-    init(label: String, level: Logger.Level) {
+    init(label: String, level: Logger.Level, format: LogFormat) {
         self.label = label
         self.logLevel = level
+        self.format = format
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -25,10 +30,23 @@ struct StderrLogHandler: LogHandler {
     func log(event: LogEvent) {
         var merged = self.metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        var line = "level=\(event.level) msg=\(Self.quote("\(event.message)"))"
-        for key in merged.keys.sorted() { line += " \(key)=\(Self.quote("\(merged[key]!)"))" }
-        line += "\n"
-        Console.error(line)
+        let time = TimeFormat.rfc3339(Environment.unixNow())
+        var line: String
+        switch format {
+        case .logfmt:
+            line = "time=\(time) level=\(event.level) msg=\(Self.quote("\(event.message)"))"
+            for key in merged.keys.sorted() { line += " \(key)=\(Self.quote("\(merged[key]!)"))" }
+        case .json:
+            var object: [String: JSONValue] = [
+                "time": .string(time), "level": .string("\(event.level)"), "msg": .string("\(event.message)"),
+            ]
+            for (key, value) in merged { object[key] = .string("\(value)") }
+            line = JSONValue.object(object).canonical
+        case .text:
+            line = "\(time) \(String(describing: event.level).uppercased()) \(event.message)"
+            for key in merged.keys.sorted() where key != "sync.run" { line += " \(key)=\(Self.quote("\(merged[key]!)"))" }
+        }
+        Console.error((Progress.isTerminal ? "\r\u{1B}[K" : "") + line + "\n")
     }
 
     static func quote(_ value: String) -> String {
@@ -47,15 +65,30 @@ struct StderrLogHandler: LogHandler {
     }
 }
 
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case logfmt, json, text
+}
+
+/// `--log-level` and `--log-format`, shared by every command that talks to servers.
+struct LogOptions: ParsableArguments {
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelOption = .info
+
+    @Option(name: .long, help: "logfmt (default, for journald), json or text.")
+    var logFormat: LogFormat = .logfmt
+
+    func logger() -> Logger { Logs.logger(level: logLevel, format: logFormat) }
+}
+
 enum Logs {
     nonisolated(unsafe) static var bootstrapped = false
 
     /// Bootstraps swift-log once per process, at the chosen level.
-    static func logger(level: LogLevelOption) -> Logger {
+    static func logger(level: LogLevelOption, format: LogFormat = .logfmt) -> Logger {
         let chosen = Logger.Level(rawValue: level.rawValue) ?? .info
         if !bootstrapped {
             bootstrapped = true
-            LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: chosen) }
+            LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: chosen, format: format) }
         }
         var logger = Logger(label: "idp-sync")
         logger.logLevel = chosen

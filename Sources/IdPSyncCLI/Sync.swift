@@ -35,13 +35,13 @@ struct Sync: AsyncParsableCommand {
     @Option(name: .long, help: "Accept a drop of the directory to exactly this many users, once.")
     var acceptUsers: Int?
 
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: LogLevelOption = .info
+    @OptionGroup var logOptions: LogOptions
 
     func run() async throws {
         // A full disk or a file-size limit must fail the journal write (EFBIG), not kill the process.
         signal(SIGXFSZ, SIG_IGN)
-        let logger = Logs.logger(level: logLevel)
+        let startedAt = Environment.now()
+        let logger = logOptions.logger()
         let loader = ConfigLoader(environment: Environment.all)
         let config: SyncConfiguration
         do {
@@ -100,8 +100,15 @@ struct Sync: AsyncParsableCommand {
             RunOptions(
                 dryRun: dryRun, acceptPlan: acceptPlan, acceptUsers: acceptUsers, lastGoodUsers: lastGoodUsers,
                 detailedExitCode: detailedExitcode))
+        Progress.clear()
         emit(report)
-        var metadata: Logger.Metadata = ["sync.exit_code": "\(report.exitStatus.rawValue)"]
+        if !dryRun, let problem = MetricsFile.record(report, config: config, startedAt: startedAt) {
+            logger.warning("metrics not written", metadata: ["metrics.error": "\(problem)"])
+        }
+        var metadata: Logger.Metadata = [
+            "sync.exit_code": "\(report.exitStatus.rawValue)",
+            "sync.duration": "\(Self.seconds(Environment.now() - startedAt))",
+        ]
         if let journal { metadata["journal.head"] = "\(journal.head)" }
         logger.info("run finished", metadata: metadata)
         withExtendedLifetime(lock) {}
@@ -125,6 +132,10 @@ struct Sync: AsyncParsableCommand {
         }
         Console.error("error: \(failure)\n")
         Foundation_exit(1)
+    }
+
+    static func seconds(_ value: Double) -> String {
+        String(Double(Int((value * 1000).rounded())) / 1000) + "s"
     }
 
     static func newRunID() -> String {

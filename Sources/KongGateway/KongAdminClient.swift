@@ -14,10 +14,13 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
     private let http: HTTPClient
     private let logger: Logger
     private let base: String
+    private let progress: (@Sendable (String) -> Void)?
 
-    public init(settings: KongSettings, logger: Logger) {
+    /// `progress` gets a line per page of consumers when the caller shows progress.
+    public init(settings: KongSettings, logger: Logger, progress: (@Sendable (String) -> Void)? = nil) {
         self.settings = settings
         self.logger = logger
+        self.progress = progress
         self.http = HTTPClient(
             options: HTTPClientOptions(
                 timeoutSeconds: settings.timeoutSeconds, caFile: settings.caFile, clientCert: settings.clientCert,
@@ -93,6 +96,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
                 throw GatewayError("gateway \(name): GET \(path) answered without a data array")
             }
             items += data
+            if path == "/consumers" { progress?("gateway \(name): \(items.count) consumers") }
             offset = page["offset"]?.stringValue
             pages += 1
             if pages > 1_000_000 { throw GatewayError("gateway \(name): GET \(path) never stopped paging") }
@@ -102,11 +106,16 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
 
     // MARK: Gateway
 
+    /// `GET /`: the node's version and database mode.
+    public func nodeInfo() async throws -> (version: String, database: String) {
+        let answer = try await request("GET", "/")
+        guard answer.status == 200 else { throw failure("GET", "/", answer) }
+        let root = try json("GET", "/", answer)
+        return (root["version"]?.stringValue ?? "?", root["configuration"]?["database"]?.stringValue ?? "?")
+    }
+
     public func snapshot() async throws -> GatewaySnapshot {
-        let rootAnswer = try await request("GET", "/")
-        guard rootAnswer.status == 200 else { throw failure("GET", "/", rootAnswer) }
-        let root = try json("GET", "/", rootAnswer)
-        if root["configuration"]?["database"]?.stringValue == "off" {
+        if try await nodeInfo().database == "off" {
             throw GatewayError(
                 "gateway \(name) at \(base) is DB-less (database: off) and cannot be written; point admin_url at a database-backed Kong node")
         }

@@ -16,15 +16,18 @@ import Glibc
 public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     public let settings: LDAPSettings
     private let logger: Logger
+    private let progress: (@Sendable (String) -> Void)?
     let queue = DispatchQueue(label: "idp-sync.ldap")
 
     /// The ppolicy value that means "locked by an administrator" (not a lockout after failed binds).
     static let administrativeLock = "000001010000Z"
     static let lockAttribute = "pwdAccountLockedTime"
 
-    public init(settings: LDAPSettings, logger: Logger) {
+    /// `progress` gets a line per page (pages, users) when the caller shows progress.
+    public init(settings: LDAPSettings, logger: Logger, progress: (@Sendable (String) -> Void)? = nil) {
         self.settings = settings
         self.logger = logger
+        self.progress = progress
     }
 
     public func snapshot() async throws -> DirectorySnapshot {
@@ -55,7 +58,10 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
         let attributes = [settings.idAttribute, settings.usernameAttribute, Self.lockAttribute]
         var users: [DirectoryUser] = []
         var seen: [String: String] = [:]
-        try connection.pagedSearch(filter: filter, attributes: attributes) { dn, values in
+        try connection.pagedSearch(
+            filter: filter, attributes: attributes,
+            pageDone: progress.map { report in { page in report("directory: page \(page), \(users.count) users") } }
+        ) { dn, values in
             guard let idBytes = values[settings.idAttribute.lowercased()]?.first,
                 let id = LDAPValue.id(idBytes, attribute: settings.idAttribute)
             else {
@@ -161,7 +167,8 @@ final class Connection {
     /// Runs a paged subtree search and hands each entry's DN and values (attribute names lowercased).
     /// Throws unless the whole result set arrived.
     func pagedSearch(
-        filter: String, attributes: [String], entry: (String, [String: [[UInt8]]]) throws -> Void
+        filter: String, attributes: [String], pageDone: ((Int) -> Void)? = nil,
+        entry: (String, [String: [[UInt8]]]) throws -> Void
     ) throws {
         guard let ld else { throw SourceError("LDAP \(settings.url): not connected") }
         var cookie = berval(bv_len: 0, bv_val: nil)
@@ -214,6 +221,7 @@ final class Connection {
                     throw SourceError("LDAP \(settings.url): unexpected message type \(type) during the search")
                 }
             }
+            pageDone?(page)
             emptyPagesInARow = entriesOnPage == 0 ? emptyPagesInARow + 1 : 0
             if emptyPagesInARow >= 10 && cookie.bv_len > 0 {
                 throw SourceError(

@@ -92,7 +92,12 @@ public struct SyncRun: Sendable {
             report.users = snapshot.users.count
             report.sourceComplete = true
             logger.info(
-                "directory read", metadata: ["sync.users": "\(snapshot.users.count)", "sync.duration": "\(ContinuousClock.now - started)"])
+                "directory read",
+                metadata: [
+                    "sync.users": "\(snapshot.users.count)",
+                    "sync.deactivated": "\(snapshot.users.filter { $0.state == .deactivated }.count)",
+                    "sync.duration": "\(Self.seconds(since: started))",
+                ])
         case .failure(let error):
             return refuse(&report, Refusal(cause: .sourceError, detail: error.description), journal: journal, logger: logger)
         }
@@ -103,7 +108,11 @@ public struct SyncRun: Sendable {
                 snapshots.append(snapshot)
                 report.gateways.append((gateway.name, snapshot.consumers.count))
                 logger.info(
-                    "gateway read", metadata: ["sync.gateway": "\(gateway.name)", "sync.managed": "\(snapshot.consumers.count)"])
+                    "gateway read",
+                    metadata: [
+                        "sync.gateway": "\(gateway.name)", "sync.managed": "\(snapshot.consumers.count)",
+                        "sync.disabled_by_us": "\(snapshot.ourPlugins.count)", "sync.duration": "\(Self.seconds(since: started))",
+                    ])
             case .failure(let error):
                 report.errors.append(error.description)
                 return refuse(
@@ -137,8 +146,12 @@ public struct SyncRun: Sendable {
         }
         report.plan = plan
         report.planHash = plan.hash
-        logger.info(
-            "plan ready", metadata: ["sync.actions": "\(plan.actions.count)", "sync.plan_hash": "\(plan.hash)"])
+        var planMetadata: Logger.Metadata = [
+            "sync.actions": "\(plan.actions.count)", "sync.plan_hash": "\(plan.hash)",
+            "sync.duration": "\(Self.seconds(since: started))",
+        ]
+        for (key, n) in plan.counts { planMetadata["sync.count.\(key)"] = "\(n)" }
+        logger.info("plan ready", metadata: planMetadata)
 
         // 4. Brakes, unless the operator accepted exactly this plan.
         if let accepted = options.acceptPlan {
@@ -168,8 +181,16 @@ public struct SyncRun: Sendable {
 
         // 5. Apply, one journaled action at a time.
         var executor = PlanExecutor(gateways: gateways, journal: journal, runID: runID, logger: logger)
+        let writesStarted = ContinuousClock.now
         let applied = await executor.apply(plan, shouldStop: shouldStop)
         report.outcomes = applied.outcomes
+        let failures = applied.outcomes.values.filter { if case .failed = $0 { return true } else { return false } }.count
+        logger.info(
+            "writes done",
+            metadata: [
+                "sync.applied": "\(applied.outcomes.count - failures)", "sync.failed": "\(failures)",
+                "sync.stopped": "\(applied.stopped)", "sync.duration": "\(Self.seconds(since: writesStarted))",
+            ])
         report.errors += applied.errors
         if !applied.errors.isEmpty { statuses.append(.error) }
         report.exitStatus = ExitStatus.combine(statuses)
@@ -190,6 +211,12 @@ public struct SyncRun: Sendable {
             report.exitStatus = ExitStatus.combine([report.exitStatus, .error])
         }
         return report
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> String {
+        let d = ContinuousClock.now - start
+        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        return "\(Double(ms) / 1000)s"
     }
 
     private func readDirectory() async -> Result<DirectorySnapshot, SourceError> {

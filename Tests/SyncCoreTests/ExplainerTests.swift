@@ -76,3 +76,22 @@ struct ExplainerTests {
         #expect(Explainer.explain(evidence(consumerTags: ["idp-managed"], directory: .active(user))).cause == .notOurs)
     }
 }
+
+@Suite("Run metrics rendering")
+struct RunMetricsTests {
+    @Test func aFailedRunKeepsTheLastSuccessAndASuccessfulOneMovesIt() {
+        var report = RunReport(run: "r-1", dryRun: false, sourceType: "ldap")
+        report.exitStatus = .error
+        let failed = RunMetrics.render(report: report, startedAt: 100, finishedAt: 110.5, previousLastSuccess: 50)
+        #expect(RunMetrics.value(of: "idp_sync_last_success_timestamp_seconds", in: failed) == 50)
+        #expect(RunMetrics.value(of: "idp_sync_run_duration_seconds", in: failed) == 10.5)
+        #expect(!failed.contains("idp_sync_directory_users"))
+        report.exitStatus = .success
+        report.users = 12
+        let ok = RunMetrics.render(report: report, startedAt: 100, finishedAt: 110, previousLastSuccess: 50)
+        #expect(RunMetrics.value(of: "idp_sync_last_success_timestamp_seconds", in: ok) == 110)
+        #expect(RunMetrics.value(of: "idp_sync_directory_users", in: ok) == 12)
+        let first = RunMetrics.render(report: RunReport(run: nil, dryRun: false, sourceType: "ldap"), startedAt: 1, finishedAt: 2, previousLastSuccess: nil)
+        #expect(first.contains("idp_sync_last_success_timestamp_seconds 2"))
+    }
+}
