@@ -51,6 +51,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(name: "idp-sync", dependencies: ["IdPSyncCLI"]),
+        // Benchmark of the pure planner (`swift run -c release idp-sync-bench`); not shipped.
+        .executableTarget(name: "idp-sync-bench", dependencies: ["SyncCore"]),
 
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore", "SyncEngine"]),
         .testTarget(name: "SyncJournalTests", dependencies: ["SyncJournal", "SyncEngine", "SyncCore"]),

@@ -5,22 +5,95 @@
 public enum MatchKey {
     public static func normalize(_ value: String, as field: MatchRule.UserField) -> String {
         switch field {
-        case .username: return value.lowercased()
-        case .id: return isUUID(value) ? value.lowercased() : value
+        case .username: return asciiLowercased(value) ?? value.lowercased()
+        case .id: return isUUID(value) ? (asciiLowercased(value) ?? value) : value
+        }
+    }
+
+    /// Lowercases pure-ASCII text without Unicode tables (the value itself when it has no capitals).
+    /// Nil for non-ASCII text: the caller falls back to full Unicode lowercasing.
+    static func asciiLowercased(_ value: String) -> String? {
+        var copy = value
+        enum Scan { case nonASCII, unchanged, upper }
+        let scan: Scan = copy.withUTF8 { bytes in
+            var upper = false
+            for c in bytes {
+                if c >= 0x80 { return .nonASCII }
+                if c &- 65 < 26 { upper = true }
+            }
+            return upper ? .upper : .unchanged
+        }
+        switch scan {
+        case .nonASCII: return nil
+        case .unchanged: return value
+        case .upper:
+            return copy.withUTF8 { bytes in
+                String(unsafeUninitializedCapacity: bytes.count) { out in
+                    for i in 0..<bytes.count {
+                        let c = bytes[i]
+                        out[i] = c &- 65 < 26 ? c + 32 : c
+                    }
+                    return bytes.count
+                }
+            }
         }
     }
 
     /// True for the 8-4-4-4-12 hex form, any case.
     public static func isUUID(_ value: String) -> Bool {
-        let utf8 = Array(value.utf8)
-        guard utf8.count == 36 else { return false }
-        for (i, c) in utf8.enumerated() {
-            if i == 8 || i == 13 || i == 18 || i == 23 {
-                if c != UInt8(ascii: "-") { return false }
-            } else if !((c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102)) {
-                return false
+        guard value.utf8.count == 36 else { return false }
+        var copy = value
+        return copy.withUTF8 { bytes in
+            for i in 0..<36 {
+                let c = bytes[i]
+                if i == 8 || i == 13 || i == 18 || i == 23 {
+                    if c != UInt8(ascii: "-") { return false }
+                } else if !((c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102)) {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+}
+
+extension MatchKey {
+    /// A 64-bit FNV-1a hash of the normalised value, computed on the bytes without building the
+    /// normalised string (ASCII letters folded for usernames and UUIDs). Equal normalised values
+    /// hash equally; the planner confirms equality with `normalize` when two hashes meet.
+    /// Nil for non-ASCII usernames, which take the string path.
+    static func hash(_ value: String, as field: MatchRule.UserField) -> UInt64? {
+        let fold = field == .username || isUUID(value)
+        var copy = value
+        return copy.withUTF8 { bytes -> UInt64? in
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for c in bytes {
+                if c >= 0x80 && fold { return nil }
+                let b = fold && c &- 65 < 26 ? c + 32 : c
+                h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3
+            }
+            return h
+        }
+    }
+}
+
+extension MatchKey {
+    /// Whether two values are the same under `normalize`, without building normalised strings.
+    static func same(_ a: String, _ b: String, as field: MatchRule.UserField) -> Bool {
+        if a == b { return true }
+        guard a.utf8.count == b.utf8.count else { return normalize(a, as: field) == normalize(b, as: field) }
+        if field == .id && !(isUUID(a) && isUUID(b)) { return false }
+        var x = a, y = b
+        let folded: Bool? = x.withUTF8 { p in
+            y.withUTF8 { q in
+                for i in 0..<p.count {
+                    let c = p[i], d = q[i]
+                    if c >= 0x80 || d >= 0x80 { return nil }
+                    if (c &- 65 < 26 ? c + 32 : c) != (d &- 65 < 26 ? d + 32 : d) { return false }
+                }
+                return true
             }
         }
-        return true
+        return folded ?? (normalize(a, as: field) == normalize(b, as: field))
     }
 }

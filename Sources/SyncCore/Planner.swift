@@ -21,7 +21,7 @@ public struct Planner: Sendable {
         var findings: [SyncFinding] = []
         var summaries: [GatewayPlanSummary] = []
         var needed: [String: Set<ConsumerID>] = [:]
-        var indexes: [MatchRule.UserField: [String: [DirectoryUser]]] = [:]
+        var indexes: [MatchRule.UserField: UserIndex] = [:]
 
         for snapshot in snapshots {
             let rule = gateways.first { $0.name == snapshot.name }?.match ?? .recommended
@@ -40,23 +40,76 @@ public struct Planner: Sendable {
         return SyncPlan(actions: actions, findings: findings, gateways: summaries, detailsNeeded: needed)
     }
 
-    static func index(_ users: [DirectoryUser], by field: MatchRule.UserField) -> [String: [DirectoryUser]] {
-        var index: [String: [DirectoryUser]] = [:]
-        index.reserveCapacity(users.count)
-        for user in users {
-            let value: String?
-            switch field {
-            case .id: value = user.id.rawValue
-            case .username: value = user.username
-            }
-            guard let value, !value.isEmpty else { continue }
-            index[MatchKey.normalize(value, as: field), default: []].append(user)
+    /// Users by normalised match value; values shared by several users are kept apart as disputed.
+    ///
+    /// Keys are 64-bit hashes of the normalised value (no string is built or retained per user), with
+    /// a string-keyed side table for the rare values that cannot be hashed so (non-ASCII usernames)
+    /// or whose hash collides with a different value.
+    struct UserIndex {
+        let field: MatchRule.UserField
+        var byHash: [UInt64: Int32] = [:]
+        var byString: [String: Int32] = [:]
+        /// Hashes that met a different value: such values live in `byString`.
+        var collided: Set<UInt64> = []
+        var shared: [String: Int] = [:]
+        var users: [DirectoryUser]
+
+        func value(of user: DirectoryUser) -> String? {
+            let v = field == .id ? user.id.rawValue : user.username
+            return v?.isEmpty == false ? v : nil
         }
-        return index
+
+        init(_ users: [DirectoryUser], field: MatchRule.UserField) {
+            self.field = field
+            self.users = users
+            byHash.reserveCapacity(users.count)
+            for (i, user) in users.enumerated() {
+                guard let value = value(of: user) else { continue }
+                insert(value, Int32(i))
+            }
+        }
+
+        private mutating func insert(_ value: String, _ i: Int32) {
+            guard let h = MatchKey.hash(value, as: field), !collided.contains(h) else {
+                insertString(MatchKey.normalize(value, as: field), i)
+                return
+            }
+            if let other = byHash.updateValue(i, forKey: h) {
+                let otherKey = MatchKey.normalize(self.value(of: users[Int(other)])!, as: field)
+                let key = MatchKey.normalize(value, as: field)
+                if otherKey == key {
+                    shared[key, default: 1] += 1
+                } else {  // a true 64-bit collision: move both to the string table
+                    byHash[h] = nil
+                    collided.insert(h)
+                    insertString(otherKey, other)
+                    insertString(key, i)
+                }
+            }
+        }
+
+        private mutating func insertString(_ key: String, _ i: Int32) {
+            if byString.updateValue(i, forKey: key) != nil { shared[key, default: 1] += 1 }
+        }
+
+        /// The one user with this value (normalised); `shared` says when there are several.
+        func user(for value: String) -> DirectoryUser? {
+            if let h = MatchKey.hash(value, as: field), !collided.contains(h) {
+                guard let i = byHash[h] else { return nil }
+                let user = users[Int(i)]
+                // Confirm: a different value with the same hash is not a match.
+                return MatchKey.same(self.value(of: user)!, value, as: field) ? user : nil
+            }
+            return byString[MatchKey.normalize(value, as: field)].map { users[Int($0)] }
+        }
+    }
+
+    static func index(_ users: [DirectoryUser], by field: MatchRule.UserField) -> UserIndex {
+        UserIndex(users, field: field)
     }
 
     func isProtected(_ consumer: Consumer) -> Bool {
-        protectedGlobs.contains { glob in
+        !protectedGlobs.isEmpty && protectedGlobs.contains { glob in
             consumer.username.map(glob.matches) == true || consumer.customID.map(glob.matches) == true
         }
     }
@@ -67,7 +120,7 @@ private struct GatewayPlanner {
     let planner: Planner
     let snapshot: GatewaySnapshot
     let rule: MatchRule
-    let users: [String: [DirectoryUser]]
+    let users: Planner.UserIndex
     let scope: String
     let now: Int64
 
@@ -77,7 +130,7 @@ private struct GatewayPlanner {
     var detailsNeeded: Set<ConsumerID> = []
 
     init(
-        planner: Planner, snapshot: GatewaySnapshot, rule: MatchRule, users: [String: [DirectoryUser]],
+        planner: Planner, snapshot: GatewaySnapshot, rule: MatchRule, users: Planner.UserIndex,
         scope: String, now: Int64
     ) {
         self.planner = planner
@@ -98,15 +151,45 @@ private struct GatewayPlanner {
     }
 
     mutating func run() {
+        // Values claimed by more than one consumer: hashes first, strings only where hashes meet.
+        var seen: [UInt64: Int32] = [:]
+        seen.reserveCapacity(snapshot.consumers.count)
+        var collided: Set<UInt64> = []
         var claims: [String: Int] = [:]
-        for consumer in snapshot.consumers {
-            if let value = matchValue(consumer) { claims[MatchKey.normalize(value, as: rule.user), default: 0] += 1 }
+        for (i, consumer) in snapshot.consumers.enumerated() {
+            guard let value = matchValue(consumer) else { continue }
+            guard let h = MatchKey.hash(value, as: rule.user), !collided.contains(h) else {
+                claims[MatchKey.normalize(value, as: rule.user), default: 0] += 1
+                continue
+            }
+            guard let other = seen.updateValue(Int32(i), forKey: h) else { continue }
+            let key = MatchKey.normalize(value, as: rule.user)
+            let otherKey = MatchKey.normalize(matchValue(snapshot.consumers[Int(other)])!, as: rule.user)
+            if key == otherKey {
+                claims[key, default: 1] += 1
+            } else {  // a true 64-bit collision: count both values by string from now on
+                collided.insert(h)
+                seen[h] = nil
+                claims[otherKey, default: 1] += 0
+                claims[key, default: 0] += 1
+            }
         }
-        let ordered = snapshot.consumers.sorted { a, b in
-            let ka = a.username ?? a.customID ?? "", kb = b.username ?? b.customID ?? ""
-            return ka != kb ? ka < kb : a.id < b.id
+        // Entries counted once (string path, collisions) are not disputes.
+        claims = claims.filter { $0.value > 1 }
+        for consumer in snapshot.consumers { planConsumer(consumer, claims: claims) }
+        // A stable order whatever order the gateway listed consumers in: by name, id, then action.
+        func name(_ c: Consumer) -> String { c.username ?? c.customID ?? "" }
+        actions.sort { a, b in
+            let na = name(a.consumer), nb = name(b.consumer)
+            if na != nb { return na < nb }
+            if a.consumer.id != b.consumer.id { return a.consumer.id < b.consumer.id }
+            if a.kind != b.kind { return a.kind < b.kind }
+            return (a.keys.first?.id.rawValue ?? "") < (b.keys.first?.id.rawValue ?? "")
         }
-        for consumer in ordered { planConsumer(consumer, claims: claims) }
+        findings.sort { a, b in
+            let na = name(a.consumer), nb = name(b.consumer)
+            return na != nb ? na < nb : a.consumer.id < b.consumer.id
+        }
     }
 
     mutating func report(_ situation: Situation, _ consumer: Consumer, user: DirectoryUser?, _ reason: String) {
@@ -134,21 +217,18 @@ private struct GatewayPlanner {
             report(.unlinked, consumer, user: nil, "consumer has no \(rule.consumer.rawValue)")
             return
         }
-        let key = MatchKey.normalize(value, as: rule.user)
-        if claims[key, default: 0] > 1 {
-            report(
-                .disputed, consumer, user: nil,
-                "\(claims[key]!) consumers claim \(rule.user.rawValue) \(value)")
+        if !claims.isEmpty, let n = claims[MatchKey.normalize(value, as: rule.user)] {
+            report(.disputed, consumer, user: nil, "\(n) consumers claim \(rule.user.rawValue) \(value)")
             return
         }
-        let matches = users[key] ?? []
-        if matches.count > 1 {
-            report(.disputed, consumer, user: nil, "\(matches.count) users have \(rule.user.rawValue) \(value)")
+        if !users.shared.isEmpty, let shared = users.shared[MatchKey.normalize(value, as: rule.user)] {
+            report(.disputed, consumer, user: nil, "\(shared) users have \(rule.user.rawValue) \(value)")
             return
         }
+        let match = users.user(for: value)
         let marks = ConsumerMarks(tags: consumer.tagList)
-        let ourPlugin = snapshot.ourPlugins[consumer.id]
-        guard let user = matches.first else {
+        let ourPlugin = snapshot.ourPlugins.isEmpty ? nil : snapshot.ourPlugins[consumer.id]
+        guard let user = match else {
             planGone(
                 consumer, user: nil, reason: .missing, marks: marks, ourPlugin: ourPlugin,
                 why: "no user with \(rule.user.rawValue) \(value) in \(scope)")
@@ -166,6 +246,7 @@ private struct GatewayPlanner {
 
     mutating func planLinked(_ consumer: Consumer, user: DirectoryUser, marks: ConsumerMarks, ourPlugin: ConsumerPlugin?) {
         situations[.linked, default: 0] += 1
+        guard ourPlugin != nil || marks.hasAny else { return }
         let name = user.username ?? user.id.rawValue
         let foreign = Marks.foreign(consumer.tagList)
         if ourPlugin != nil || marks.disabled {

@@ -256,3 +256,45 @@ struct PlannerScopeTests {
         #expect(a.hashLines == b.hashLines)
     }
 }
+
+@Suite("Planner: the hashed index agrees with normalisation")
+struct PlannerIndexTests {
+    @Test(arguments: [
+        ("ALICE", "alice", MatchRule.UserField.username, true), ("Ärger", "ärger", .username, true),
+        ("5ACA05F7-1E30-5A6B-82B9-64F1787AB26A", "5aca05f7-1e30-5a6b-82b9-64f1787ab26a", .id, true),
+        ("ID-BOB", "id-bob", .id, false), ("bob", "bob ", .username, false),
+    ] as [(String, String, MatchRule.UserField, Bool)])
+    func sameMatchesNormalize(_ a: String, _ b: String, _ field: MatchRule.UserField, _ same: Bool) {
+        #expect((MatchKey.normalize(a, as: field) == MatchKey.normalize(b, as: field)) == same)
+        // The planner's hashed index links exactly when the normalised values are equal.
+        let planner = Planner(policy: Policy(), gateways: [GatewayPolicy(name: "g", match: MatchRule(consumer: .customID, user: field))])
+        let user = DirectoryUser(id: UserID(field == .id ? a : "x"), username: field == .username ? a : "x")
+        let plan = planner.plan(
+            directory: DirectorySnapshot(sourceType: "t", scope: "s", users: [user]),
+            snapshots: [GatewaySnapshot(name: "g", consumers: [Consumer(id: ConsumerID("c"), username: nil, customID: b, tags: [])])],
+            now: 0)
+        #expect(plan.gateways[0].situations == (same ? [.linked: 1] : [.missing: 1]))
+    }
+
+    @Test func nonASCIIUsernamesLinkAndDispute() {
+        let users = [
+            DirectoryUser(id: UserID("1"), username: "Jürgen"), DirectoryUser(id: UserID("2"), username: "Ärger"),
+            DirectoryUser(id: UserID("3"), username: "ärger"),
+        ]
+        let planner = Planner(policy: Policy(), gateways: [GatewayPolicy(name: "g", match: MatchRule(consumer: .username, user: .username))])
+        let plan = planner.plan(
+            directory: DirectorySnapshot(sourceType: "t", scope: "s", users: users),
+            snapshots: [
+                GatewaySnapshot(
+                    name: "g",
+                    consumers: [
+                        Consumer(id: ConsumerID("a"), username: "JÜRGEN", customID: nil, tags: []),
+                        Consumer(id: ConsumerID("b"), username: "ÄRGER", customID: nil, tags: []),
+                        Consumer(id: ConsumerID("c"), username: "Zoë", customID: nil, tags: []),
+                        Consumer(id: ConsumerID("d"), username: "zoë", customID: nil, tags: []),
+                    ])
+            ], now: 0)
+        #expect(plan.gateways[0].situations == [.linked: 1, .disputed: 3])
+    }
+}
+
