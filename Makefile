@@ -2,7 +2,7 @@
 # `make test` runs every test (Swift unit, integration and end-to-end tests, fixture tests).
 SWIFT ?= swift
 
-.PHONY: deps build demo test test-swift test-fixtures clean bench-journal
+.PHONY: deps build demo test test-swift test-fixtures clean bench-journal bench-scale
 
 deps:
 	@scripts/install-deps
@@ -30,3 +30,6 @@ clean:
 # Benchmarks print figures; they are not tests.
 bench-journal:
 	scripts/bench-journal
+
+bench-scale:
+	scripts/bench-scale
