@@ -40,13 +40,16 @@ let package = Package(
             name: "KongGateway",
             dependencies: ["SyncEngine", "SyncCore", "CurlHTTP", .product(name: "Logging", package: "swift-log")]),
         .target(
+            name: "SCIMDirectory",
+            dependencies: ["SyncEngine", "SyncCore", "CurlHTTP", .product(name: "Logging", package: "swift-log")]),
+        .target(
             name: "SyncJournal",
             dependencies: ["SyncEngine", "SyncCore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SyncConfig", dependencies: ["SyncCore", "Yams"]),
         .target(
             name: "IdPSyncCLI",
             dependencies: [
-                "SyncConfig", "LDAPDirectory", "KongGateway", "SyncJournal", "SyncEngine", "SyncCore",
+                "SyncConfig", "LDAPDirectory", "SCIMDirectory", "KongGateway", "SyncJournal", "SyncEngine", "SyncCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -60,7 +63,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "LDAPDirectory", "KongGateway", "CurlHTTP", "SyncJournal", "SyncEngine", "SyncCore", "SyncConfig",
+                "LDAPDirectory", "SCIMDirectory", "KongGateway", "CurlHTTP", "SyncJournal", "SyncEngine", "SyncCore", "SyncConfig",
                 "idp-sync",
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import KongGateway
 import LDAPDirectory
+import SCIMDirectory
 import SyncConfig
 
 #if canImport(Glibc)
@@ -37,6 +38,14 @@ struct CheckConfig: AsyncParsableCommand {
             do {
                 try await ldap.checkConnection()
                 print("ok    source   \(ldap.settings.url): bound as \(ldap.settings.bindDN ?? "anonymous")")
+            } catch {
+                failed = true
+                print("FAIL  source   \(error)")
+            }
+        } else if let scim = source as? SCIMDirectorySource {
+            do {
+                let total = try await scim.checkConnection()
+                print("ok    source   \(scim.settings.url): \(total) users")
             } catch {
                 failed = true
                 print("FAIL  source   \(error)")

@@ -97,6 +97,17 @@ struct Explain: AsyncParsableCommand {
                     } catch {
                         directory = .notChecked("\(error)")
                     }
+                } else {
+                    do {
+                        let snapshot = try await source.snapshot()
+                        let user = snapshot.users.first { u in
+                            let mine = rule.user == .id ? u.id.rawValue : u.username
+                            return mine.map { MatchKey.normalize($0, as: rule.user) == MatchKey.normalize(value, as: rule.user) } ?? false
+                        }
+                        directory = user.map { $0.state == .active ? .active($0) : .deactivated($0) } ?? .absent
+                    } catch {
+                        directory = .notChecked("\(error)")
+                    }
                 }
             } else {
                 directory = .unlinked

@@ -1,5 +1,6 @@
 import KongGateway
 import LDAPDirectory
+import SCIMDirectory
 import Logging
 import SyncConfig
 import SyncCore
@@ -16,6 +17,20 @@ enum LiveAdapters {
                     filter: ldap.filter, pageSize: ldap.pageSize, idAttribute: ldap.idAttribute,
                     usernameAttribute: ldap.usernameAttribute, disabledFilter: ldap.disabledFilter,
                     timeoutSeconds: ldap.timeoutSeconds, caFile: ldap.caFile, startTLS: ldap.startTLS),
+                logger: logger, progress: Progress.sink)
+        case .scim(let scim):
+            let auth: SCIMSettings.Auth
+            if let token = scim.token {
+                auth = .bearer(token)
+            } else if let user = scim.username {
+                auth = .basic(username: user, password: scim.password ?? "")
+            } else {
+                auth = .none
+            }
+            return SCIMDirectorySource(
+                settings: SCIMSettings(
+                    url: scim.url, auth: auth, filter: scim.filter, pageSize: scim.pageSize, idAttribute: scim.idAttribute,
+                    usernameAttribute: scim.usernameAttribute, timeoutSeconds: scim.timeoutSeconds, caFile: scim.caFile),
                 logger: logger, progress: Progress.sink)
         }
     }

@@ -7,6 +7,10 @@ extension Reader {
         "type", "url", "ca_file", "start_tls", "bind_dn", "bind_password", "bind_password_file", "base_dn", "filter",
         "page_size", "id_attribute", "username_attribute", "disabled_filter", "timeout", "allow_insecure",
     ]
+    static let scimKeys = [
+        "type", "url", "token", "token_file", "username", "password", "password_file", "filter", "page_size",
+        "id_attribute", "username_attribute", "timeout", "ca_file", "allow_insecure",
+    ]
     static let gatewayKeys = [
         "name", "type", "admin_url", "token", "token_file", "ca_file", "client_cert", "client_key", "select_tags",
         "match", "timeout", "concurrency", "retries", "allow_insecure",
@@ -65,13 +69,13 @@ extension Reader {
             guard let map = mapping(node, "source", allowed: Self.ldapKeys) else { return nil }
             return ldap(map)
         case "scim":
-            problem("source.type", "scim is not available in this version yet; use ldap")
-            return nil
+            guard let map = mapping(node, "source", allowed: Self.scimKeys) else { return nil }
+            return scim(map)
         case nil:
-            problem("source.type", "is required (ldap)")
+            problem("source.type", "is required (ldap or scim)")
             return nil
         case let other?:
-            problem("source.type", "'\(other)' is not a source type; use ldap")
+            problem("source.type", "'\(other)' is not a source type; use ldap or scim")
             return nil
         }
     }
@@ -112,6 +116,41 @@ extension Reader {
             timeoutSeconds: Int(duration(map, "timeout", p, default: 30)), allowInsecure: allowInsecure)
         if config.timeoutSeconds < 1 { problem("source.timeout", "must be at least 1s") }
         return .ldap(config)
+    }
+
+    mutating func scim(_ map: [String: Node]) -> SyncConfiguration.Source? {
+        let p = "source"
+        let url = string(map, "url", p, required: true) ?? ""
+        if !url.isEmpty && !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            problem("source.url", "must start with https:// (or http:// on loopback)")
+        }
+        let token = secret(map, "token", p)
+        let username = string(map, "username", p)
+        let password = secret(map, "password", p)
+        if token != nil && username != nil { problem("source.username", "give either a token or username + password, not both") }
+        if username != nil && password == nil && loader.readSecrets {
+            problem("source.password_file", "is required with username (or password: ${VAR})")
+        }
+        let allowInsecure = bool(map, "allow_insecure", p)
+        if url.hasPrefix("http://"), token != nil || password != nil, !allowInsecure, !Self.isLoopback(url: url) {
+            problem(
+                "source.url",
+                "would send the SCIM credentials in cleartext to a non-loopback host; use https:// or set allow_insecure: true")
+        }
+        let idAttribute = string(map, "id_attribute", p) ?? "id"
+        if idAttribute != "id" && idAttribute != "externalId" { problem("source.id_attribute", "must be id or externalId") }
+        let filter = string(map, "filter", p)
+        if let filter, filter.split(whereSeparator: { !$0.isLetter }).contains(where: { $0.lowercased() == "active" }) {
+            problem("source.filter", "must not filter on active: deactivated users would look missing instead of deactivated")
+        }
+        let timeout = duration(map, "timeout", p, default: 30)
+        if timeout < 1 { problem("source.timeout", "must be at least 1s") }
+        return .scim(
+            SyncConfiguration.SCIMSource(
+                url: url, token: token, username: username, password: password, filter: filter,
+                pageSize: int(map, "page_size", p, default: 100, range: 1...1000), idAttribute: idAttribute,
+                usernameAttribute: string(map, "username_attribute", p) ?? "userName", timeoutSeconds: Int(timeout),
+                caFile: string(map, "ca_file", p), allowInsecure: allowInsecure))
     }
 
     mutating func gateways(_ node: Node?) -> [SyncConfiguration.Gateway] {

@@ -19,12 +19,28 @@ public struct SyncConfiguration: Sendable {
         public var allowInsecure: Bool
     }
 
+    public struct SCIMSource: Sendable {
+        public var url: String
+        public var token: String?
+        public var username: String?
+        public var password: String?
+        public var filter: String?
+        public var pageSize: Int
+        public var idAttribute: String
+        public var usernameAttribute: String
+        public var timeoutSeconds: Int
+        public var caFile: String?
+        public var allowInsecure: Bool
+    }
+
     public enum Source: Sendable {
         case ldap(LDAPSource)
+        case scim(SCIMSource)
 
         public var type: String {
             switch self {
             case .ldap: return "ldap"
+            case .scim: return "scim"
             }
         }
     }

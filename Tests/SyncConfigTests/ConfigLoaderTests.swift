@@ -131,3 +131,48 @@ struct ConfigLoaderTests {
         _ = try loader().parse(text, file: "c")
     }
 }
+
+@Suite("Config: the SCIM source")
+struct SCIMConfigTests {
+    func parse(_ source: String, env: [String: String] = ["SCIM_TOKEN": "t0k"]) throws -> SyncConfiguration {
+        try ConfigLoader(environment: env, readFile: { _ in "file-secret\n" }).parse(
+            """
+            version: 1
+            source:
+            \(source)
+            gateways:
+              - name: g
+                admin_url: https://kong:8444
+                select_tags: [a]
+            journal:
+              path: /tmp/j
+            """, file: "c")
+    }
+
+    @Test func bearerAndBasicAuth() throws {
+        let bearer = try parse("  type: scim\n  url: https://idp.example.com/scim/v2\n  token: ${SCIM_TOKEN}\n  id_attribute: externalId")
+        guard case .scim(let s) = bearer.source else { Issue.record("not scim"); return }
+        #expect(s.token == "t0k" && s.idAttribute == "externalId" && s.pageSize == 100 && s.usernameAttribute == "userName")
+        let basic = try parse("  type: scim\n  url: https://idp/scim/v2\n  username: sync\n  password_file: /run/p")
+        guard case .scim(let b) = basic.source else { Issue.record("not scim"); return }
+        #expect(b.username == "sync" && b.password == "file-secret")
+    }
+
+    @Test(arguments: [
+        ("  type: scim\n  url: https://idp/scim/v2\n  filter: 'active eq true'", "source.filter"),
+        ("  type: scim\n  url: http://idp.example.com/scim/v2\n  token: ${SCIM_TOKEN}", "source.url"),
+        ("  type: scim\n  url: https://idp/scim/v2\n  id_attribute: mail", "source.id_attribute"),
+        ("  type: scim\n  url: https://idp/scim/v2\n  page_size: 5000", "source.page_size"),
+        ("  type: scim\n  url: https://idp/scim/v2\n  base_dn: ou=people", "source.base_dn"),
+    ])
+    func problems(_ source: String, _ path: String) {
+        do {
+            _ = try parse(source)
+            Issue.record("accepted: \(source)")
+        } catch let error as ConfigError {
+            #expect(error.diagnostics.map(\.path).contains(path), "\(error)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}

@@ -1,0 +1,36 @@
+/// What the SCIM source needs from `source:` in the config.
+public struct SCIMSettings: Sendable {
+    public enum Auth: Sendable {
+        case none
+        /// Sent as `Authorization: Bearer …`; never logged.
+        case bearer(String)
+        /// HTTP basic auth; never logged.
+        case basic(username: String, password: String)
+    }
+
+    /// The SCIM base URL, e.g. `https://idp.example.com/scim/v2` (`/Users` is appended).
+    public var url: String
+    public var auth: Auth
+    /// Sent unchanged as `filter=`.
+    public var filter: String?
+    public var pageSize: Int
+    /// `id` or `externalId`.
+    public var idAttribute: String
+    public var usernameAttribute: String
+    public var timeoutSeconds: Int
+    public var caFile: String?
+
+    public init(
+        url: String, auth: Auth = .none, filter: String? = nil, pageSize: Int = 100, idAttribute: String = "id",
+        usernameAttribute: String = "userName", timeoutSeconds: Int = 30, caFile: String? = nil
+    ) {
+        self.url = url
+        self.auth = auth
+        self.filter = filter
+        self.pageSize = pageSize
+        self.idAttribute = idAttribute
+        self.usernameAttribute = usernameAttribute
+        self.timeoutSeconds = timeoutSeconds
+        self.caFile = caFile
+    }
+}
