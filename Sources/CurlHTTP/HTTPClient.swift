@@ -19,6 +19,10 @@ public struct HTTPRequest: Sendable {
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var body: [UInt8]
+    /// Response headers, names lowercased (the last value wins).
+    public var headers: [String: String] = [:]
+
+    public func header(_ name: String) -> String? { headers[name.lowercased()] }
 }
 
 /// TLS and timeout settings of one client.
@@ -82,6 +86,7 @@ public final class HTTPClient: @unchecked Sendable {
 
     private final class Sink {
         var bytes: [UInt8] = []
+        var headers: [String: String] = [:]
     }
 
     private func perform(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -96,6 +101,9 @@ public final class HTTPClient: @unchecked Sendable {
         idpsync_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1)
         idpsync_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2)
         idpsync_curl_setopt_string(h, CURLOPT_ACCEPT_ENCODING, "")
+        // HTTP/2 where the server offers it over TLS; HTTP/1.1 otherwise. Proxies come from
+        // HTTPS_PROXY / NO_PROXY as libcurl reads them.
+        idpsync_curl_setopt_long(h, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         idpsync_curl_setopt_pointer(h, CURLOPT_ERRORBUFFER, errorBuffer)
         if let ca = options.caFile { idpsync_curl_setopt_string(h, CURLOPT_CAINFO, ca) }
         if let cert = options.clientCert { idpsync_curl_setopt_string(h, CURLOPT_SSLCERT, cert) }
@@ -123,6 +131,24 @@ public final class HTTPClient: @unchecked Sendable {
             return n
         }
 
+        idpsync_curl_setopt_pointer(h, CURLOPT_HEADERDATA, unmanaged.toOpaque())
+        idpsync_curl_setopt_write(h, CURLOPT_HEADERFUNCTION) { data, size, count, user in
+            let n = size * count
+            guard let user, let data else { return n }
+            let sink = Unmanaged<Sink>.fromOpaque(user).takeUnretainedValue()
+            let line = data.withMemoryRebound(to: UInt8.self, capacity: n) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
+            }
+            if let colon = line.firstIndex(of: ":") {
+                let name = line[..<colon].lowercased()
+                var value = Substring(line[line.index(after: colon)...])
+                while let c = value.first, c == " " || c == "\t" { value.removeFirst() }
+                while let c = value.last, c.isWhitespace { value.removeLast() }
+                sink.headers[name] = String(value)
+            }
+            return n
+        }
+
         let code: CURLcode = body.withUnsafeBufferPointer { buffer in
             if request.body != nil {
                 idpsync_curl_setopt_long(h, CURLOPT_POSTFIELDSIZE, buffer.count)
@@ -138,7 +164,7 @@ public final class HTTPClient: @unchecked Sendable {
         }
         var status = 0
         idpsync_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
-        return HTTPResponse(status: status, body: sink.bytes)
+        return HTTPResponse(status: status, body: sink.bytes, headers: sink.headers)
     }
 }
 

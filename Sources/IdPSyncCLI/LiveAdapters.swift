@@ -30,7 +30,8 @@ enum LiveAdapters {
             return SCIMDirectorySource(
                 settings: SCIMSettings(
                     url: scim.url, auth: auth, filter: scim.filter, pageSize: scim.pageSize, idAttribute: scim.idAttribute,
-                    usernameAttribute: scim.usernameAttribute, timeoutSeconds: scim.timeoutSeconds, caFile: scim.caFile),
+                    usernameAttribute: scim.usernameAttribute, timeoutSeconds: scim.timeoutSeconds, caFile: scim.caFile,
+                    retries: scim.retries),
                 logger: logger, progress: Progress.sink)
         }
     }
@@ -41,7 +42,7 @@ enum LiveAdapters {
                 settings: KongSettings(
                     name: gateway.name, adminURL: gateway.adminURL, token: gateway.token,
                     selectTags: gateway.selectTags, timeoutSeconds: gateway.timeoutSeconds, caFile: gateway.caFile,
-                    clientCert: gateway.clientCert, clientKey: gateway.clientKey),
+                    clientCert: gateway.clientCert, clientKey: gateway.clientKey, retries: gateway.retries),
                 logger: logger, progress: Progress.sink)
         }
     }

@@ -47,10 +47,24 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             bytes = Array(body.canonical.utf8)
         }
         let response: HTTPResponse
+        let gateway = name, logger = self.logger, shownPath = Self.pathOnly(path)
         do {
-            response = try await http.send(HTTPRequest(method: method, url: base + path, headers: headers, body: bytes))
+            response = try await http.send(
+                HTTPRequest(method: method, url: base + path, headers: headers, body: bytes),
+                policy: RetryPolicy(retries: settings.retries), repeatable: method == "GET"
+            ) { note in
+                logger.warning(
+                    "kong request retried",
+                    metadata: [
+                        "sync.gateway": "\(gateway)", "http.method": "\(method)", "http.path": "\(shownPath)",
+                        "http.attempt": "\(note.attempt)", "http.reason": "\(note.reason)",
+                        "http.retry_in": "\(Int(note.delay * 1000))ms",
+                    ])
+            }
         } catch let error as HTTPTransportError {
-            throw GatewayError("gateway \(name): \(method) \(base)\(Self.pathOnly(path)): \(error.description); check admin_url, the network and ca_file")
+            throw GatewayError(
+                "gateway \(name): \(method) \(base)\(shownPath): \(error.description); check admin_url, the network and ca_file",
+                timedOut: error.isTimeout)
         }
         logger.debug(
             "kong request", metadata: ["sync.gateway": "\(name)", "http.method": "\(method)", "http.path": "\(Self.pathOnly(path))", "http.status": "\(response.status)"])
@@ -159,7 +173,14 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
 
     public func setTags(_ id: ConsumerID, _ tags: [String]) async throws -> Consumer {
         let path = "/consumers/\(URLEncoding.component(id.rawValue))"
-        let answer = try await request("PATCH", path, body: ["tags": JSONValue(tags)])
+        let answer: Answer
+        do {
+            answer = try await request("PATCH", path, body: ["tags": JSONValue(tags)])
+        } catch let error as GatewayError where error.timedOut {
+            // The PATCH may have landed: read the consumer again before sending it a second time.
+            if let now = try await readConsumer(id), now.tagList == tags { return now }
+            answer = try await request("PATCH", path, body: ["tags": JSONValue(tags)])
+        }
         guard answer.status == 200 else { throw failure("PATCH", path, answer) }
         guard let consumer = Wire.consumer(try json("PATCH", path, answer)) else {
             throw GatewayError("gateway \(name): PATCH \(path) answered without an id")
@@ -174,7 +195,13 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             "config": ["status_code": .int(Int64(Marks.pluginStatus)), "message": .string(Marks.pluginMessage)],
             "tags": [.string(Marks.pluginTag)],
         ]
-        let answer = try await request("POST", path, body: body)
+        let answer: Answer
+        do {
+            answer = try await request("POST", path, body: body)
+        } catch let error as GatewayError where error.timedOut {
+            // Sent again, a POST that had landed answers 409 and is recognised as ours below.
+            answer = try await request("POST", path, body: body)
+        }
         if answer.status == 201, let plugin = Wire.plugin(try json("POST", path, answer)) {
             return .created(plugin.id)
         }
@@ -191,13 +218,22 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
 
     public func removePlugin(_ id: PluginID, of consumer: ConsumerID) async throws {
         let path = "/consumers/\(URLEncoding.component(consumer.rawValue))/plugins/\(URLEncoding.component(id.rawValue))"
-        let answer = try await request("DELETE", path)
+        let answer = try await deleteOnceMore(path)
         guard answer.status == 204 || answer.status == 404 else { throw failure("DELETE", path, answer) }
+    }
+
+    /// A DELETE that timed out is sent again: one that had landed then answers 404, which counts as done.
+    private func deleteOnceMore(_ path: String) async throws -> Answer {
+        do {
+            return try await request("DELETE", path)
+        } catch let error as GatewayError where error.timedOut {
+            return try await request("DELETE", path)
+        }
     }
 
     public func deleteKey(_ id: KeyID, of consumer: ConsumerID) async throws {
         let path = "/consumers/\(URLEncoding.component(consumer.rawValue))/key-auth/\(URLEncoding.component(id.rawValue))"
-        let answer = try await request("DELETE", path)
+        let answer = try await deleteOnceMore(path)
         guard answer.status == 204 || answer.status == 404 else { throw failure("DELETE", path, answer) }
     }
 }

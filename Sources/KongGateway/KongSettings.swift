@@ -11,11 +11,14 @@ public struct KongSettings: Sendable {
     public var caFile: String?
     public var clientCert: String?
     public var clientKey: String?
+    /// Extra attempts per request on connection errors, 429 and 502–504.
+    public var retries: Int
 
     public init(
         name: String, adminURL: String, token: String? = nil, selectTags: [String], timeoutSeconds: Int = 30,
-        caFile: String? = nil, clientCert: String? = nil, clientKey: String? = nil
+        caFile: String? = nil, clientCert: String? = nil, clientKey: String? = nil, retries: Int = 3
     ) {
+        self.retries = retries
         self.name = name
         self.adminURL = adminURL
         self.token = token

@@ -133,7 +133,18 @@ public final class SCIMDirectorySource: DirectorySource, @unchecked Sendable {
         }
         let response: HTTPResponse
         do {
-            response = try await http.send(HTTPRequest(method: "GET", url: url, headers: headers))
+            let logger = self.logger
+            response = try await http.send(
+                HTTPRequest(method: "GET", url: url, headers: headers), policy: RetryPolicy(retries: settings.retries),
+                repeatable: true
+            ) { note in
+                logger.warning(
+                    "scim request retried",
+                    metadata: [
+                        "scim.start_index": "\(startIndex)", "http.attempt": "\(note.attempt)", "http.reason": "\(note.reason)",
+                        "http.retry_in": "\(Int(note.delay * 1000))ms",
+                    ])
+            }
         } catch let error as HTTPTransportError {
             throw SourceError("SCIM \(usersURL): \(error.description); check url, the network and ca_file")
         }

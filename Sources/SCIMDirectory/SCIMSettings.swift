@@ -19,11 +19,14 @@ public struct SCIMSettings: Sendable {
     public var usernameAttribute: String
     public var timeoutSeconds: Int
     public var caFile: String?
+    /// Extra attempts per page on connection errors, timeouts, 429 and 502–504.
+    public var retries: Int
 
     public init(
         url: String, auth: Auth = .none, filter: String? = nil, pageSize: Int = 100, idAttribute: String = "id",
-        usernameAttribute: String = "userName", timeoutSeconds: Int = 30, caFile: String? = nil
+        usernameAttribute: String = "userName", timeoutSeconds: Int = 30, caFile: String? = nil, retries: Int = 3
     ) {
+        self.retries = retries
         self.url = url
         self.auth = auth
         self.filter = filter

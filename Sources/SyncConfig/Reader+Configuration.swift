@@ -9,7 +9,7 @@ extension Reader {
     ]
     static let scimKeys = [
         "type", "url", "token", "token_file", "username", "password", "password_file", "filter", "page_size",
-        "id_attribute", "username_attribute", "timeout", "ca_file", "allow_insecure",
+        "id_attribute", "username_attribute", "timeout", "ca_file", "retries", "allow_insecure",
     ]
     static let gatewayKeys = [
         "name", "type", "admin_url", "token", "token_file", "ca_file", "client_cert", "client_key", "select_tags",
@@ -150,7 +150,8 @@ extension Reader {
                 url: url, token: token, username: username, password: password, filter: filter,
                 pageSize: int(map, "page_size", p, default: 100, range: 1...1000), idAttribute: idAttribute,
                 usernameAttribute: string(map, "username_attribute", p) ?? "userName", timeoutSeconds: Int(timeout),
-                caFile: string(map, "ca_file", p), allowInsecure: allowInsecure))
+                caFile: string(map, "ca_file", p), retries: int(map, "retries", p, default: 3, range: 0...10),
+                allowInsecure: allowInsecure))
     }
 
     mutating func gateways(_ node: Node?) -> [SyncConfiguration.Gateway] {

@@ -30,6 +30,7 @@ public struct SyncConfiguration: Sendable {
         public var usernameAttribute: String
         public var timeoutSeconds: Int
         public var caFile: String?
+        public var retries: Int
         public var allowInsecure: Bool
     }
 

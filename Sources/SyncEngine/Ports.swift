@@ -16,9 +16,12 @@ public struct GatewayError: Error, CustomStringConvertible, Sendable {
     public var description: String
     /// HTTP status when the gateway answered, for callers that treat 404/409 specially.
     public var status: Int?
-    public init(_ description: String, status: Int? = nil) {
+    /// The request timed out: a write may or may not have been applied.
+    public var timedOut: Bool
+    public init(_ description: String, status: Int? = nil, timedOut: Bool = false) {
         self.description = description
         self.status = status
+        self.timedOut = timedOut
     }
 }
 
