@@ -42,7 +42,8 @@ enum LiveAdapters {
                 settings: KongSettings(
                     name: gateway.name, adminURL: gateway.adminURL, token: gateway.token,
                     selectTags: gateway.selectTags, timeoutSeconds: gateway.timeoutSeconds, caFile: gateway.caFile,
-                    clientCert: gateway.clientCert, clientKey: gateway.clientKey, retries: gateway.retries),
+                    clientCert: gateway.clientCert, clientKey: gateway.clientKey, retries: gateway.retries,
+                    concurrency: gateway.concurrency),
                 logger: logger, progress: Progress.sink)
         }
     }

@@ -1,4 +1,7 @@
 import CurlHTTP
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import SyncCore
 import SyncEngine
@@ -11,7 +14,10 @@ import SyncEngine
 public final class KongAdminClient: Gateway, @unchecked Sendable {
     public let settings: KongSettings
     public var name: String { settings.name }
-    private let http: HTTPClient
+    public var concurrency: Int { settings.concurrency }
+    /// One libcurl handle (one kept-alive connection, one serial queue) per write in flight.
+    private let pool: [HTTPClient]
+    private let next = Counter()
     private let logger: Logger
     private let base: String
     private let progress: (@Sendable (String) -> Void)?
@@ -21,10 +27,10 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         self.progress = progress
-        self.http = HTTPClient(
-            options: HTTPClientOptions(
-                timeoutSeconds: settings.timeoutSeconds, caFile: settings.caFile, clientCert: settings.clientCert,
-                clientKey: settings.clientKey))
+        let options = HTTPClientOptions(
+            timeoutSeconds: settings.timeoutSeconds, caFile: settings.caFile, clientCert: settings.clientCert,
+            clientKey: settings.clientKey)
+        self.pool = (0..<max(1, settings.concurrency)).map { _ in HTTPClient(options: options) }
         var base = settings.adminURL
         while base.hasSuffix("/") { base.removeLast() }
         self.base = base
@@ -49,6 +55,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         let response: HTTPResponse
         let gateway = name, logger = self.logger, shownPath = Self.pathOnly(path)
         do {
+            let http = pool[next.take() % pool.count]
             response = try await http.send(
                 HTTPRequest(method: method, url: base + path, headers: headers, body: bytes),
                 policy: RetryPolicy(retries: settings.retries), repeatable: method == "GET"
@@ -236,6 +243,27 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         let answer = try await deleteOnceMore(path)
         guard answer.status == 204 || answer.status == 404 else { throw failure("DELETE", path, answer) }
     }
+}
+
+/// A thread-safe round-robin counter for picking a connection.
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLockShim()
+    func take() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value &+= 1
+        return value & Int.max
+    }
+}
+
+/// pthread mutex, to keep this module free of Foundation.
+final class NSLockShim: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func lock() { pthread_mutex_lock(&mutex) }
+    func unlock() { pthread_mutex_unlock(&mutex) }
 }
 
 extension KongAdminClient {

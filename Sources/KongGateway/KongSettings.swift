@@ -13,12 +13,16 @@ public struct KongSettings: Sendable {
     public var clientKey: String?
     /// Extra attempts per request on connection errors, 429 and 502–504.
     public var retries: Int
+    /// Writes in flight at once; each has its own kept-alive connection.
+    public var concurrency: Int
 
     public init(
         name: String, adminURL: String, token: String? = nil, selectTags: [String], timeoutSeconds: Int = 30,
-        caFile: String? = nil, clientCert: String? = nil, clientKey: String? = nil, retries: Int = 3
+        caFile: String? = nil, clientCert: String? = nil, clientKey: String? = nil, retries: Int = 3,
+        concurrency: Int = 8
     ) {
         self.retries = retries
+        self.concurrency = max(1, concurrency)
         self.name = name
         self.adminURL = adminURL
         self.token = token

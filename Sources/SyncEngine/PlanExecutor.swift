@@ -29,82 +29,136 @@ struct PlanExecutor {
         self.logger = logger
     }
 
+    /// One journaled action of a batch.
+    struct Pending {
+        var index: Int
+        var action: SyncAction
+        var fields: [String: JSONValue]
+        var intentSeq: Int64
+        var before: [String]
+        var after: [String]
+    }
+
+    /// The next batch: in plan order, at most `concurrency` actions per gateway, one per consumer,
+    /// and never an action ahead of an earlier one on the same consumer. Deterministic.
+    static func nextBatch(_ remaining: [Int], _ actions: [SyncAction], concurrency: [String: Int]) -> [Int] {
+        var batch: [Int] = []
+        var consumers: Set<String> = []
+        var perGateway: [String: Int] = [:]
+        for i in remaining {
+            let action = actions[i]
+            let key = "\(action.gateway)\u{0}\(action.consumer.id.rawValue)"
+            let room = perGateway[action.gateway, default: 0] < max(1, concurrency[action.gateway] ?? 1)
+            if room && !consumers.contains(key) { batch.append(i) }
+            consumers.insert(key)  // later actions of this consumer wait for a later batch
+            if batch.last == i { perGateway[action.gateway, default: 0] += 1 }
+        }
+        return batch
+    }
+
     mutating func apply(_ plan: SyncPlan, shouldStop: () -> Bool) async -> Result {
         var result = Result()
         let byName = Dictionary(gateways.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        for (index, action) in plan.actions.enumerated() {
+        let concurrency = Dictionary(gateways.map { ($0.name, $0.concurrency) }, uniquingKeysWith: { first, _ in first })
+        var remaining = Array(plan.actions.indices).filter { byName[plan.actions[$0].gateway] != nil }
+        while !remaining.isEmpty {
             if shouldStop() {
                 result.stopped = true
-                result.errors.append("stopped by a signal before \(plan.actions.count - index) remaining actions")
+                result.errors.append("stopped by a signal before \(remaining.count) remaining actions")
                 break
             }
-            guard let gateway = byName[action.gateway] else { continue }
-            let consumerKey = "\(action.gateway)\u{0}\(action.consumer.id.rawValue)"
-            let before = expectedTags[action.gateway]?[action.consumer.id] ?? action.consumer.tagList
-            let after = action.tagsAfter ?? before
-            var fields = action.journalFields
-            fields["run"] = JSONValue(runID)
-            fields["before"] = JSONValue(before)
-            fields["after"] = JSONValue(after)
-            fields["reason"] = .string(action.reason)
-            var intent = fields
-            intent["event"] = "intent"
-            let intentSeq: Int64
-            do {
-                intentSeq = try journal.append(intent)
-            } catch {
-                result.errors.append("cannot write the journal (\(error)); stopped before writing to gateway \(action.gateway)")
-                result.stopped = true
-                break
-            }
+            let batch = Self.nextBatch(remaining, plan.actions, concurrency: concurrency)
+            remaining.removeAll { batch.contains($0) }
 
-            var outcome: ActionOutcome
-            if failedConsumers.contains(consumerKey) {
-                outcome = .failed("skipped: an earlier action on this consumer failed")
-            } else {
+            // 1. Durable intents, in plan order. A write whose intent is not on disk is not made.
+            var pending: [Pending] = []
+            var journalBroken = false
+            for index in batch {
+                let action = plan.actions[index]
+                let before = expectedTags[action.gateway]?[action.consumer.id] ?? action.consumer.tagList
+                let after = action.tagsAfter ?? before
+                var fields = action.journalFields
+                fields["run"] = JSONValue(runID)
+                fields["before"] = JSONValue(before)
+                fields["after"] = JSONValue(after)
+                fields["reason"] = .string(action.reason)
+                var intent = fields
+                intent["event"] = "intent"
                 do {
-                    try await perform(action, on: gateway, before: before, after: after)
-                    outcome = .applied
-                    expectedTags[action.gateway, default: [:]][action.consumer.id] = after
-                } catch let error as ChangedSincePlan {
-                    outcome = .failed("changed since plan: \(error.detail)")
+                    let seq = try journal.append(intent)
+                    pending.append(Pending(index: index, action: action, fields: fields, intentSeq: seq, before: before, after: after))
                 } catch {
-                    outcome = .failed("\(error)")
+                    result.errors.append("cannot write the journal (\(error)); stopped before writing to gateway \(action.gateway)")
+                    journalBroken = true
+                    break
                 }
             }
-            if case .failed(let error) = outcome {
-                failedConsumers.insert(consumerKey)
-                result.errors.append(
-                    "gateway \(action.gateway): \(action.kind.rawValue) \(RunReport.name(action.consumer)) failed: \(error)")
-                logger.warning(
-                    "action failed",
-                    metadata: [
-                        "sync.gateway": "\(action.gateway)", "sync.action": "\(action.kind.rawValue)",
-                        "sync.consumer": "\(action.consumer.id)", "sync.error": "\(error)",
-                    ])
-            } else {
-                logger.info(
-                    "action applied",
-                    metadata: [
-                        "sync.gateway": "\(action.gateway)", "sync.action": "\(action.kind.rawValue)",
-                        "sync.consumer": "\(action.consumer.id)",
-                    ])
-            }
-            result.outcomes[index] = outcome
 
-            var record = fields
-            record["event"] = "outcome"
-            record["intent"] = .int(intentSeq)
-            switch outcome {
-            case .applied: record["outcome"] = "applied"
-            case .failed(let error):
-                record["outcome"] = "failed"
-                record["error"] = .string(error)
+            // 2. The writes of the batch, at the same time (each consumer at most once).
+            let skipped = Set(pending.filter { failedConsumers.contains(Self.key($0.action)) }.map(\.index))
+            let outcomes: [Int: ActionOutcome] = await withTaskGroup(of: (Int, ActionOutcome).self) { group in
+                for item in pending where !skipped.contains(item.index) {
+                    guard let gateway = byName[item.action.gateway] else { continue }
+                    group.addTask {
+                        do {
+                            try await Self.perform(item.action, on: gateway, before: item.before, after: item.after)
+                            return (item.index, .applied)
+                        } catch let error as ChangedSincePlan {
+                            return (item.index, .failed("changed since plan: \(error.detail)"))
+                        } catch {
+                            return (item.index, .failed("\(error)"))
+                        }
+                    }
+                }
+                var collected: [Int: ActionOutcome] = [:]
+                for await (index, outcome) in group { collected[index] = outcome }
+                return collected
             }
-            do {
-                try journal.append(record)
-            } catch {
-                result.errors.append("cannot write the journal (\(error)); stopped after one write")
+
+            // 3. Outcomes, in plan order.
+            for item in pending {
+                let action = item.action
+                let outcome = skipped.contains(item.index)
+                    ? ActionOutcome.failed("skipped: an earlier action on this consumer failed") : outcomes[item.index]!
+                switch outcome {
+                case .applied:
+                    expectedTags[action.gateway, default: [:]][action.consumer.id] = item.after
+                    logger.info(
+                        "action applied",
+                        metadata: [
+                            "sync.gateway": "\(action.gateway)", "sync.action": "\(action.kind.rawValue)",
+                            "sync.consumer": "\(action.consumer.id)",
+                        ])
+                case .failed(let error):
+                    failedConsumers.insert(Self.key(action))
+                    result.errors.append(
+                        "gateway \(action.gateway): \(action.kind.rawValue) \(RunReport.name(action.consumer)) failed: \(error)")
+                    logger.warning(
+                        "action failed",
+                        metadata: [
+                            "sync.gateway": "\(action.gateway)", "sync.action": "\(action.kind.rawValue)",
+                            "sync.consumer": "\(action.consumer.id)", "sync.error": "\(error)",
+                        ])
+                }
+                result.outcomes[item.index] = outcome
+                var record = item.fields
+                record["event"] = "outcome"
+                record["intent"] = .int(item.intentSeq)
+                switch outcome {
+                case .applied: record["outcome"] = "applied"
+                case .failed(let error):
+                    record["outcome"] = "failed"
+                    record["error"] = .string(error)
+                }
+                do {
+                    try journal.append(record)
+                } catch {
+                    result.errors.append("cannot write the journal (\(error)); stopped")
+                    journalBroken = true
+                    break
+                }
+            }
+            if journalBroken {
                 result.stopped = true
                 break
             }
@@ -112,11 +166,13 @@ struct PlanExecutor {
         return result
     }
 
+    static func key(_ action: SyncAction) -> String { "\(action.gateway)\u{0}\(action.consumer.id.rawValue)" }
+
     struct ChangedSincePlan: Error {
         var detail: String
     }
 
-    private func perform(_ action: SyncAction, on gateway: any Gateway, before: [String], after: [String]) async throws {
+    private static func perform(_ action: SyncAction, on gateway: any Gateway, before: [String], after: [String]) async throws {
         guard let current = try await gateway.readConsumer(action.consumer.id) else {
             throw ChangedSincePlan(detail: "the consumer no longer exists")
         }

@@ -35,6 +35,8 @@ public enum AddPluginResult: Hashable, Sendable {
 /// One Kong gateway: reads in bulk, writes one consumer at a time.
 public protocol Gateway: Sendable {
     var name: String { get }
+    /// Writes in flight at once (`concurrency` in the config).
+    var concurrency: Int { get }
     /// Managed consumers (all pages of `select_tags`) and our plugins. Refuses a DB-less node.
     func snapshot() async throws -> GatewaySnapshot
     /// Keys and all plugins of the given consumers only.
@@ -49,6 +51,10 @@ public protocol Gateway: Sendable {
     func removePlugin(_ id: PluginID, of consumer: ConsumerID) async throws
     /// Deletes one key-auth credential; a key that is already gone counts as deleted.
     func deleteKey(_ id: KeyID, of consumer: ConsumerID) async throws
+}
+
+extension Gateway {
+    public var concurrency: Int { 1 }
 }
 
 /// The append-only audit journal. Each append is durable (fsynced) before it returns.

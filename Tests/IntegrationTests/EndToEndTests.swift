@@ -13,7 +13,7 @@ final class Scenario: @unchecked Sendable {
 
     init(
         users: Int = 0, policy: [String: String] = [:], kongArguments: [String] = [], token: String? = nil,
-        source: [String: String] = [:], ldap: SlapdServer? = nil
+        source: [String: String] = [:], ldap: SlapdServer? = nil, concurrency: Int = 8
     ) throws {
         self.ldap = try ldap ?? SlapdServer(users: users)
         kong = try KongServer(arguments: kongArguments)
@@ -49,6 +49,7 @@ final class Scenario: @unchecked Sendable {
                 admin_url: \(kong.url)
             \(tokenLine)    select_tags: [idp-managed]
                 match: { consumer: custom_id, user: id }
+                concurrency: \(concurrency)
             policy:
             \(policyText)
             journal:
