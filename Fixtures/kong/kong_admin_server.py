@@ -2498,10 +2498,23 @@ def main(argv=None) -> int:
     parser.add_argument("--token", help="require Kong-Admin-Token on every Kong request (401 otherwise)")
     parser.add_argument("--version", default=DEFAULT_VERSION, help="version reported by GET / and Server")
     parser.add_argument("--verbose", action="store_true", help="log each request on stderr")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    parser.add_argument("--client-ca", help="with --tls-cert: require client certificates signed by this CA (mTLS)")
     opts = parser.parse_args(argv)
 
     store = Store()
     server = Server((opts.host, opts.port), Handler)
+    if opts.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+        ctx.set_alpn_protocols(["http/1.1"])
+        if opts.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(opts.client_ca)
+        # The handshake happens in the handler thread, so a failing client cannot stall accept().
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     port = server.server_address[1]
     app = KongApp(store, opts.version, opts.dbless, socket.gethostname(), lambda: port)
     Handler.app = app

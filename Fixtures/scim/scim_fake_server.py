@@ -15,7 +15,7 @@ Serves GET /Users?startIndex=&count= over N users (ids u000001…, userName user
   total-changes-once  totalResults changes on page 2 of the first listing only (a restart succeeds)
   total-changes       totalResults changes on every listing's page 2
   unauthorized        every request answers 401
-Standard library only; TCP_NODELAY; quiet.
+--tls-cert/--tls-key serve HTTPS. Standard library only; TCP_NODELAY; quiet.
 """
 import argparse
 import json
@@ -91,10 +91,17 @@ def main():
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--mode", default="honest")
     parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = parser.parse_args()
     users = [{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "u%06d" % i,
               "userName": "user%06d" % i, "active": i % 4 != 0} for i in range(1, args.users + 1)]
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(args.mode, users))
+    if args.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(server.server_address[1]))

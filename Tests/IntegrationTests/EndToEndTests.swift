@@ -13,12 +13,17 @@ final class Scenario: @unchecked Sendable {
 
     init(
         users: Int = 0, policy: [String: String] = [:], kongArguments: [String] = [], token: String? = nil,
-        source: [String: String] = [:], ldap: SlapdServer? = nil, concurrency: Int = 8
+        source: [String: String] = [:], ldap: SlapdServer? = nil, concurrency: Int = 8,
+        certs: TestCertificates? = nil, mtls: Bool = false
     ) throws {
         self.ldap = try ldap ?? SlapdServer(users: users)
-        kong = try KongServer(arguments: kongArguments)
+        kong = try KongServer(arguments: kongArguments, certs: certs, mtls: mtls)
         _ = dir.write("bind-password", self.ldap.password + "\n")
-        let tokenLine = token.map { "    token_file: \(dir.write("kong-token", $0))\n" } ?? ""
+        var tokenLine = token.map { "    token_file: \(dir.write("kong-token", $0))\n" } ?? ""
+        if let certs {
+            tokenLine += "    ca_file: \(certs.ca)\n"
+            if mtls { tokenLine += "    client_cert: \(certs.clientCert)\n    client_key: \(certs.clientKey)\n" }
+        }
         var sourceKeys: [(String, String)] = [
             ("type", "ldap"), ("url", self.ldap.url), ("bind_dn", self.ldap.bindDN),
             ("bind_password_file", "\(dir.path)/bind-password"), ("base_dn", self.ldap.baseDN), ("page_size", "20"),

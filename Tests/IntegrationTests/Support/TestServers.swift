@@ -46,7 +46,10 @@ struct ProcessResult {
 }
 
 /// Starts a program with posix_spawn (Foundation's Process can hang in waitUntilExit inside async tests).
-func spawn(_ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32, stdin: Int32) throws -> pid_t {
+func spawn(
+    _ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32, stdin: Int32,
+    extraEnvironment: [String: String] = [:]
+) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -68,8 +71,19 @@ func spawn(_ executable: String, _ arguments: [String], stdout: Int32, stderr: I
     for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
     posix_spawnattr_setsigdefault(&attributes, &defaults)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var envp: [UnsafeMutablePointer<CChar>?] = []
+    var current = environ
+    while let entry = current.pointee {
+        let text = String(cString: entry)
+        let name = String(text.prefix { $0 != "=" })
+        if extraEnvironment[name] == nil { envp.append(strdup(text)) }
+        current += 1
+    }
+    for (name, value) in extraEnvironment { envp.append(strdup("\(name)=\(value)")) }
+    envp.append(nil)
+    defer { for e in envp { free(e) } }
     var pid: pid_t = 0
-    let rc = posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
+    let rc = posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
     guard rc == 0 else { throw FixtureError(description: "cannot start \(executable): \(String(cString: strerror(rc)))") }
     return pid
 }
@@ -83,7 +97,9 @@ func waitFor(_ pid: pid_t) -> Int32 {
 }
 
 /// Runs a program to completion, capturing its output (through files, so no pipe can fill up).
-func runProcess(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> ProcessResult {
+func runProcess(
+    _ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]
+) throws -> ProcessResult {
     let dir = TempDir()
     let inPath = dir.write("stdin", stdin ?? "")
     let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
@@ -95,7 +111,7 @@ func runProcess(_ executable: String, _ arguments: [String], stdin: String? = ni
         close(out)
         close(err)
     }
-    let pid = try spawn(executable, arguments, stdout: out, stderr: err, stdin: input)
+    let pid = try spawn(executable, arguments, stdout: out, stderr: err, stdin: input, extraEnvironment: environment)
     let status = waitFor(pid)
     return ProcessResult(
         status: status, stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
@@ -149,10 +165,21 @@ final class KongServer: @unchecked Sendable {
     let dir = TempDir()
     var pid: pid_t = 0
     var port = 0
-    var url: String { "http://127.0.0.1:\(port)" }
-    private let http = HTTPClient(options: HTTPClientOptions(timeoutSeconds: 60))
+    let tls: Bool
+    var url: String { "\(tls ? "https" : "http")://127.0.0.1:\(port)" }
+    private let http: HTTPClient
 
-    init(arguments: [String] = []) throws {
+    /// With `certs`, the server speaks HTTPS (and requires client certificates when `mtls`).
+    init(arguments: [String] = [], certs: TestCertificates? = nil, mtls: Bool = false) throws {
+        var arguments = arguments
+        tls = certs != nil
+        if let certs {
+            arguments += ["--tls-cert", certs.cert, "--tls-key", certs.key]
+            if mtls { arguments += ["--client-ca", certs.ca] }
+        }
+        http = HTTPClient(
+            options: HTTPClientOptions(
+                timeoutSeconds: 60, caFile: certs?.ca, clientCert: certs?.clientCert, clientKey: certs?.clientKey))
         let portFile = dir.path + "/port"
         let null = open("/dev/null", O_RDWR)
         let log = open(dir.path + "/server.log", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
