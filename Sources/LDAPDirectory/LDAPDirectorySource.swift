@@ -139,9 +139,13 @@ final class Connection {
                 rc = ldap_sasl_bind_s(handle, dn, nil, &cred, nil, nil, nil)
             }
             guard rc == LDAP_SUCCESS else {
+                let tls = settings.url.hasPrefix("ldaps://") || settings.startTLS
                 let hint =
                     rc == LDAP_INVALID_CREDENTIALS
-                    ? "check bind_dn and the bind password" : "check url, the network and TLS settings"
+                    ? "check bind_dn and the bind password"
+                    : tls
+                        ? "check url, ca_file and that the server certificate names this host (an IP needs an IP subjectAltName)"
+                        : "check url and the network"
                 throw error(rc, "bind as \(dn) failed; \(hint)")
             }
         }

@@ -127,6 +127,8 @@ final class SlapdServer: @unchecked Sendable {
     let dir = TempDir()
     var env: [String: String] = [:]
     var url: String { env["LDAP_URL"]! }
+    /// Set when started with a TLS directory.
+    var tlsURL: String { env["LDAPS_URL"]! }
     var bindDN: String { env["LDAP_BIND_DN"]! }
     var password: String { env["LDAP_BIND_PASSWORD"]! }
     var baseDN: String { env["LDAP_BASE_DN"]! }
@@ -134,9 +136,10 @@ final class SlapdServer: @unchecked Sendable {
 
     init(
         users: Int = 0, demo: Bool = true, sizeLimit: Int = 50, extraLDIF: [String] = [], pagedTotalLimit: Int? = nil,
-        pageSizeLimit: Int? = nil, leftEvery: Int? = nil
+        pageSizeLimit: Int? = nil, leftEvery: Int? = nil, tlsDir: String? = nil
     ) throws {
         var args = ["start", "--dir", dir.path + "/slapd", "--size-limit", String(sizeLimit)]
+        if let tlsDir { args += ["--tls-dir", tlsDir] }
         if let pagedTotalLimit { args += ["--paged-total-limit", String(pagedTotalLimit)] }
         if let pageSizeLimit { args += ["--page-size-limit", String(pageSizeLimit)] }
         if let leftEvery { args += ["--left-every", String(leftEvery)] }
