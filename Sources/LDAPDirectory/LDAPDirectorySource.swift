@@ -22,6 +22,32 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     /// The ppolicy value that means "locked by an administrator" (not a lockout after failed binds).
     static let administrativeLock = "000001010000Z"
     static let lockAttribute = "pwdAccountLockedTime"
+    /// Active Directory: bit 0x2 (ACCOUNTDISABLE) of userAccountControl.
+    static let adControlAttribute = "userAccountControl"
+    /// 389-ds / Red Hat Directory Server: nsAccountLock: TRUE.
+    static let nsLockAttribute = "nsAccountLock"
+    static let stateAttributes = [lockAttribute, adControlAttribute, nsLockAttribute]
+
+    /// Why an entry counts as disabled in the IdP, or nil (product.md §2). A ppolicy lockout
+    /// timestamp (failed binds) is not a deactivation.
+    static func deactivation(_ values: [String: [[UInt8]]]) -> String? {
+        if values[lockAttribute.lowercased()]?.contains(where: { String(decoding: $0, as: UTF8.self) == administrativeLock })
+            == true
+        {
+            return "ppolicy administrative lock"
+        }
+        if let uac = values[adControlAttribute.lowercased()]?.first.flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }),
+            uac & 0x2 != 0
+        {
+            return "userAccountControl ACCOUNTDISABLE"
+        }
+        if values[nsLockAttribute.lowercased()]?.contains(where: { String(decoding: $0, as: UTF8.self).lowercased() == "true" })
+            == true
+        {
+            return "nsAccountLock"
+        }
+        return nil
+    }
 
     /// `progress` gets a line per page (pages, users) when the caller shows progress.
     public init(settings: LDAPSettings, logger: Logger, progress: (@Sendable (String) -> Void)? = nil) {
@@ -55,7 +81,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
         let connection = try Connection(settings: settings)
         defer { connection.close() }
         let filter = LDAPValue.parenthesized(settings.filter)
-        let attributes = [settings.idAttribute, settings.usernameAttribute, Self.lockAttribute]
+        let attributes = [settings.idAttribute, settings.usernameAttribute] + Self.stateAttributes
         var users: [DirectoryUser] = []
         var seen: [String: String] = [:]
         try connection.pagedSearch(
@@ -75,13 +101,11 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
             let username = values[settings.usernameAttribute.lowercased()]?.first.flatMap {
                 String(validating: $0, as: UTF8.self)
             }
-            let locked = values[Self.lockAttribute.lowercased()]?.contains {
-                String(decoding: $0, as: UTF8.self) == Self.administrativeLock
-            } ?? false
+            let reason = Self.deactivation(values)
             users.append(
                 DirectoryUser(
-                    id: UserID(id), username: username, state: locked ? .deactivated : .active,
-                    deactivationReason: locked ? "ppolicy administrative lock" : nil))
+                    id: UserID(id), username: username, state: reason == nil ? .active : .deactivated,
+                    deactivationReason: reason))
         }
         if let disabledFilter = settings.disabledFilter {
             var disabled: Set<String> = []
@@ -333,19 +357,17 @@ extension LDAPDirectorySource {
         var found: DirectoryUser? = nil
         try connection.pagedSearch(
             filter: "(&\(filter)\(equality))",
-            attributes: [settings.idAttribute, settings.usernameAttribute, Self.lockAttribute]
+            attributes: [settings.idAttribute, settings.usernameAttribute] + Self.stateAttributes
         ) { _, values in
             guard let bytes = values[settings.idAttribute.lowercased()]?.first,
                 let id = LDAPValue.id(bytes, attribute: settings.idAttribute)
             else { return }
-            let locked = values[Self.lockAttribute.lowercased()]?.contains {
-                String(decoding: $0, as: UTF8.self) == Self.administrativeLock
-            } ?? false
+            let reason = Self.deactivation(values)
             found = DirectoryUser(
                 id: UserID(id),
                 username: values[settings.usernameAttribute.lowercased()]?.first.flatMap {
                     String(validating: $0, as: UTF8.self)
-                }, state: locked ? .deactivated : .active, deactivationReason: locked ? "ppolicy administrative lock" : nil)
+                }, state: reason == nil ? .active : .deactivated, deactivationReason: reason)
         }
         if var user = found {
             if user.state == .active, let disabled = settings.disabledFilter {

@@ -47,3 +47,28 @@ struct LDAPTLSTests {
         #expect(try await s.plugins("carol").count == 1)
     }
 }
+
+@testable import LDAPDirectory
+
+@Suite("LDAP values: deactivation attributes and GUIDs")
+struct LDAPValueTests {
+    @Test(arguments: [
+        (["pwdaccountlockedtime": "000001010000Z"], "ppolicy administrative lock"),
+        (["pwdaccountlockedtime": "20261130090000Z"], nil),
+        (["useraccountcontrol": "514"], "userAccountControl ACCOUNTDISABLE"),
+        (["useraccountcontrol": "66050"], "userAccountControl ACCOUNTDISABLE"),
+        (["useraccountcontrol": "512"], nil),
+        (["nsaccountlock": "TRUE"], "nsAccountLock"), (["nsaccountlock": "true"], "nsAccountLock"),
+        (["nsaccountlock": "FALSE"], nil), ([:], nil),
+    ] as [([String: String], String?)])
+    func deactivation(_ values: [String: String], _ reason: String?) {
+        #expect(LDAPDirectorySource.deactivation(values.mapValues { [Array($0.utf8)] }) == reason)
+    }
+
+    @Test func objectGUIDRendersMixedEndian() {
+        let bytes: [UInt8] = [0x3b, 0x56, 0x14, 0x22, 0x2b, 0x48, 0xb1, 0x46, 0x87, 0x51, 0xf3, 0xad, 0x59, 0x31, 0xbf, 0x50]
+        #expect(LDAPValue.id(bytes, attribute: "objectGUID") == "2214563b-482b-46b1-8751-f3ad5931bf50")
+        #expect(LDAPValue.id(Array("abc".utf8), attribute: "entryUUID") == "abc")
+        #expect(LDAPValue.id([0xff, 0xfe], attribute: "uid") == nil)
+    }
+}
