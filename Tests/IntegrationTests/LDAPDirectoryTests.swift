@@ -66,3 +66,36 @@ struct LDAPDirectoryTests {
         #expect(r.status == 4)
     }
 }
+
+@Suite("LDAP source against a fake server that misbehaves in ways slapd cannot")
+struct FakeLDAPTests {
+    func read(_ mode: String, maxPages: Int = 100_000) async throws -> SourceError? {
+        let server = try PortFileServer(script: "ldap/fake_ldap_server.py", ["--mode", mode, "--max-pages", String(maxPages)])
+        let source = LDAPDirectorySource(
+            settings: LDAPSettings(
+                url: "ldap://127.0.0.1:\(server.port)", bindDN: "cn=sync,ou=system,dc=example,dc=org",
+                bindPassword: "x", baseDN: "ou=people,dc=example,dc=org", pageSize: 2, timeoutSeconds: 5),
+            logger: Logger(label: "test"))
+        do {
+            _ = try await source.snapshot()
+            return nil
+        } catch let error as SourceError {
+            return error
+        }
+    }
+
+    @Test func aCookieThatNeverEmptiesOnEmptyPages() async throws {
+        let error = try await read("endless-empty-pages")
+        #expect(error?.description.contains("cookie never empties") == true, "\(String(describing: error))")
+    }
+
+    @Test func aPageWithoutThePagedResultsControl() async throws {
+        let error = try await read("no-page-control")
+        #expect(error?.description.contains("without the paged results control") == true, "\(String(describing: error))")
+    }
+
+    @Test func aServerThatHangsUpInTheMiddleOfAnEndlessListing() async throws {
+        let error = try await read("endless-cookie", maxPages: 30)
+        #expect(error != nil)
+    }
+}
