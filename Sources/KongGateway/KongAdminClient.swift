@@ -1,7 +1,4 @@
 import CurlHTTP
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import SyncCore
 import SyncEngine
@@ -248,22 +245,13 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
 /// A thread-safe round-robin counter for picking a connection.
 final class Counter: @unchecked Sendable {
     private var value = 0
-    private let lock = NSLockShim()
+    private let lock = PThreadLock()
     func take() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        value &+= 1
-        return value & Int.max
+        lock.withLock {
+            value &+= 1
+            return value & Int.max
+        }
     }
-}
-
-/// pthread mutex, to keep this module free of Foundation.
-final class NSLockShim: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func lock() { pthread_mutex_lock(&mutex) }
-    func unlock() { pthread_mutex_unlock(&mutex) }
 }
 
 extension KongAdminClient {

@@ -21,7 +21,7 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
     private var fd: Int32
     private var lastSeq: Int64
     private var lastHash: String
-    private let lock = NSLockLite()
+    private let lock = PThreadLock()
 
     public init(path: String) throws {
         self.path = path
@@ -93,18 +93,6 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec)
-    }
-}
-
-/// A tiny mutex without Foundation.
-final class NSLockLite: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }
 
