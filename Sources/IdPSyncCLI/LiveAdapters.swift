@@ -1,3 +1,4 @@
+import Dispatch
 import KongGateway
 import LDAPDirectory
 import SCIMDirectory
@@ -51,6 +52,7 @@ enum LiveAdapters {
     static func planner(_ config: SyncConfiguration) -> Planner {
         Planner(
             policy: config.policy,
-            gateways: config.gateways.map { GatewayPolicy(name: $0.name, match: $0.match) })
+            gateways: config.gateways.map { GatewayPolicy(name: $0.name, match: $0.match) },
+            parallel: { n, body in DispatchQueue.concurrentPerform(iterations: n, execute: body) })
     }
 }

@@ -63,18 +63,33 @@ extension MatchKey {
     /// hash equally; the planner confirms equality with `normalize` when two hashes meet.
     /// Nil for non-ASCII usernames, which take the string path.
     static func hash(_ value: String, as field: MatchRule.UserField) -> UInt64? {
-        let fold = field == .username || isUUID(value)
         var copy = value
         return copy.withUTF8 { bytes -> UInt64? in
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for c in bytes {
-                if c >= 0x80 && fold { return nil }
-                let b = fold && c &- 65 < 26 ? c + 32 : c
-                h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3
+            // One pass: the folded hash, the exact hash, and whether the bytes have the UUID shape.
+            var folded: UInt64 = 0xcbf2_9ce4_8422_2325
+            var exact: UInt64 = 0xcbf2_9ce4_8422_2325
+            var uuid = bytes.count == 36
+            var ascii = true
+            for i in 0..<bytes.count {
+                let c = bytes[i]
+                if c >= 0x80 { ascii = false }
+                if uuid {
+                    if i == 8 || i == 13 || i == 18 || i == 23 {
+                        uuid = c == UInt8(ascii: "-")
+                    } else {
+                        uuid = (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102)
+                    }
+                }
+                folded = (folded ^ UInt64(c &- 65 < 26 ? c + 32 : c)) &* 0x0000_0100_0000_01b3
+                exact = (exact ^ UInt64(c)) &* 0x0000_0100_0000_01b3
             }
-            return h
+            switch field {
+            case .username: return ascii ? folded : nil
+            case .id: return uuid ? folded : exact
+            }
         }
     }
+
 }
 
 extension MatchKey {

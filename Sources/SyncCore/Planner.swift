@@ -6,11 +6,17 @@ public struct Planner: Sendable {
     public var policy: Policy
     public var gateways: [GatewayPolicy]
     private let protectedGlobs: [Glob]
+    /// Runs `body(0..<n)` at once on several threads (the engine passes `DispatchQueue.concurrentPerform`);
+    /// nil plans on the calling thread. The plan is the same either way.
+    public var parallel: ParallelFor?
 
-    public init(policy: Policy, gateways: [GatewayPolicy]) {
+    public typealias ParallelFor = @Sendable (_ iterations: Int, _ body: @Sendable (Int) -> Void) -> Void
+
+    public init(policy: Policy, gateways: [GatewayPolicy], parallel: ParallelFor? = nil) {
         self.policy = policy
         self.gateways = gateways
         self.protectedGlobs = policy.protected.map(Glob.init)
+        self.parallel = parallel
     }
 
     /// Plans every gateway. Consumers that would be disabled or restored without `details` in their
@@ -93,8 +99,9 @@ public struct Planner: Sendable {
         }
 
         /// The one user with this value (normalised); `shared` says when there are several.
-        func user(for value: String) -> DirectoryUser? {
-            if let h = MatchKey.hash(value, as: field), !collided.contains(h) {
+        /// `hash` is `MatchKey.hash(value)` when the caller has it already.
+        func user(for value: String, hash: UInt64?? = nil) -> DirectoryUser? {
+            if let h = hash ?? MatchKey.hash(value, as: field), !collided.contains(h) {
                 guard let i = byHash[h] else { return nil }
                 let user = users[Int(i)]
                 // Confirm: a different value with the same hash is not a match.
@@ -156,9 +163,12 @@ private struct GatewayPlanner {
         seen.reserveCapacity(snapshot.consumers.count)
         var collided: Set<UInt64> = []
         var claims: [String: Int] = [:]
+        var hashes = [UInt64?](repeating: nil, count: snapshot.consumers.count)
         for (i, consumer) in snapshot.consumers.enumerated() {
             guard let value = matchValue(consumer) else { continue }
-            guard let h = MatchKey.hash(value, as: rule.user), !collided.contains(h) else {
+            let hash = MatchKey.hash(value, as: rule.user)
+            hashes[i] = hash
+            guard let h = hash, !collided.contains(h) else {
                 claims[MatchKey.normalize(value, as: rule.user), default: 0] += 1
                 continue
             }
@@ -176,7 +186,28 @@ private struct GatewayPlanner {
         }
         // Entries counted once (string path, collisions) are not disputes.
         claims = claims.filter { $0.value > 1 }
-        for consumer in snapshot.consumers { planConsumer(consumer, claims: claims) }
+        let n = snapshot.consumers.count
+        let chunks = planner.parallel != nil && n >= 20_000 ? 4 : 1
+        if chunks == 1 {
+            for i in 0..<n { planConsumer(snapshot.consumers[i], hash: hashes[i], claims: claims) }
+        } else {
+            // Consumers are independent once claims are known: plan slices at once, then merge.
+            let template = self, parts = Slots<GatewayPlanner>(count: chunks)
+            let hashes = hashes, claims = claims
+            planner.parallel!(chunks) { c in
+                var part = template
+                for i in stride(from: c * n / chunks, to: (c + 1) * n / chunks, by: 1) {
+                    part.planConsumer(template.snapshot.consumers[i], hash: hashes[i], claims: claims)
+                }
+                parts.set(c, part)
+            }
+            for part in parts.values {
+                actions += part.actions
+                findings += part.findings
+                situations.merge(part.situations, uniquingKeysWith: +)
+                detailsNeeded.formUnion(part.detailsNeeded)
+            }
+        }
         // A stable order whatever order the gateway listed consumers in: by name, id, then action.
         func name(_ c: Consumer) -> String { c.username ?? c.customID ?? "" }
         actions.sort { a, b in
@@ -208,7 +239,7 @@ private struct GatewayPlanner {
                 tagsAfter: tagsAfter, plugin: plugin, reason: reason))
     }
 
-    mutating func planConsumer(_ consumer: Consumer, claims: [String: Int]) {
+    mutating func planConsumer(_ consumer: Consumer, hash: UInt64?, claims: [String: Int]) {
         if planner.isProtected(consumer) {
             report(.protected, consumer, user: nil, "matches policy.protected")
             return
@@ -225,7 +256,7 @@ private struct GatewayPlanner {
             report(.disputed, consumer, user: nil, "\(shared) users have \(rule.user.rawValue) \(value)")
             return
         }
-        let match = users.user(for: value)
+        let match = users.user(for: value, hash: .some(hash))
         let marks = ConsumerMarks(tags: consumer.tagList)
         let ourPlugin = snapshot.ourPlugins.isEmpty ? nil : snapshot.ourPlugins[consumer.id]
         guard let user = match else {
@@ -338,4 +369,24 @@ private struct GatewayPlanner {
             }
         }
     }
+}
+
+/// One slot per parallel worker; each worker writes only its own slot, and the caller reads them
+/// after every worker has finished.
+private final class Slots<T>: @unchecked Sendable {
+    private var storage: UnsafeMutableBufferPointer<T?>
+
+    init(count: Int) {
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: nil)
+    }
+
+    deinit {
+        _ = storage.deinitialize()
+        storage.deallocate()
+    }
+
+    func set(_ index: Int, _ value: T) { storage[index] = value }
+
+    var values: [T] { storage.compactMap { $0 } }
 }

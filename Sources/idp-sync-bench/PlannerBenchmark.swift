@@ -28,7 +28,8 @@ enum PlannerBenchmark {
         let gateway = GatewaySnapshot(name: "prod", consumers: consumers)
         let planner = Planner(
             policy: Policy(gracePeriod: 86_400, protected: ["svc-*", "breakglass"]),
-            gateways: [GatewayPolicy(name: "prod", match: .recommended)])
+            gateways: [GatewayPolicy(name: "prod", match: .recommended)],
+            parallel: { n, body in DispatchQueue.concurrentPerform(iterations: n, execute: body) })
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
         var times: [Double] = []
         var plan: SyncPlan? = nil

@@ -298,3 +298,37 @@ struct PlannerIndexTests {
     }
 }
 
+
+import Dispatch
+
+@Suite("Planner: parallel planning gives the same plan")
+struct PlannerParallelTests {
+    @Test func slicesMergeIntoTheSequentialPlan() {
+        let n = 30_000
+        func id(_ i: Int) -> String { "00000000-0000-4000-8000-" + String(String(i, radix: 16).reversed()).padding(12) }
+        let users = (0..<n).map { i in
+            DirectoryUser(id: UserID(id(i)), username: "u\(i)", state: i % 97 == 0 ? .deactivated : .active)
+        }
+        let consumers = (0..<n).map { i in
+            Consumer(
+                id: ConsumerID("c\(i)"), username: i % 50 == 0 ? "svc-\(i)" : "u\(i)",
+                customID: i % 31 == 0 ? id(n + i) : (i % 211 == 0 ? id(i - 1) : id(i).uppercased()),
+                tags: i % 7 == 0 ? ["idp-managed", Marks.orphaned, Marks.missingSincePrefix + "0", Marks.reasonPrefix + "missing"] : ["idp-managed"])
+        }
+        let directory = DirectorySnapshot(sourceType: "t", scope: "s", users: users)
+        let snapshot = GatewaySnapshot(name: "g", consumers: consumers)
+        let policy = Policy(gracePeriod: 3600, protected: ["svc-*"])
+        let sequential = Planner(policy: policy, gateways: [GatewayPolicy(name: "g", match: .recommended)])
+        var parallel = sequential
+        parallel.parallel = { n, body in DispatchQueue.concurrentPerform(iterations: n, execute: body) }
+        let a = sequential.plan(directory: directory, snapshots: [snapshot], now: 1_000_000)
+        let b = parallel.plan(directory: directory, snapshots: [snapshot], now: 1_000_000)
+        #expect(a == b)
+        #expect(a.actions.count > 1000)
+        #expect(a.gateways[0].situations[.disputed, default: 0] > 0)
+    }
+}
+
+extension String {
+    fileprivate func padding(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
