@@ -14,6 +14,7 @@ the search are ignored):
                        control whose cookie is never empty (b"page-<n>")
   endless-empty-pages  no entries, SearchResultDone success with a never-empty cookie
   no-page-control      2 entries, then SearchResultDone success WITHOUT any response control
+  time-limit-page2     like endless-cookie, but page 2 ends with result 3 (timeLimitExceeded)
 
 A paged search with requested size 0 (RFC 2696: the client abandons the paged search) gets
 SearchResultDone success with an empty cookie and no entries, in every mode. A search without the
@@ -43,7 +44,8 @@ import uuid
 
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 PEOPLE_BASE = "ou=people,dc=example,dc=org"
-MODES = ("endless-cookie", "endless-empty-pages", "no-page-control")
+MODES = ("endless-cookie", "endless-empty-pages", "no-page-control", "time-limit-page2")
+TIME_LIMIT_EXCEEDED = 3
 MAX_MESSAGE = 16 * 1024 * 1024
 
 # Universal tags
@@ -369,6 +371,9 @@ class Handler(socketserver.BaseRequestHandler):
         self.pages += 1
         out = self.entries(message_id, 0 if mode == "endless-empty-pages" else 2)
         done = ldap_result(SEARCH_RESULT_DONE, SUCCESS)
+        if mode == "time-limit-page2" and self.pages == 2:
+            # Result 3 (timeLimitExceeded) in the middle of paging, as a busy server answers.
+            done = ldap_result(SEARCH_RESULT_DONE, TIME_LIMIT_EXCEEDED, "time limit exceeded")
         if paged is None or mode == "no-page-control":
             out.append(message(message_id, done))
         else:

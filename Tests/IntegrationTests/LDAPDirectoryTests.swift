@@ -94,6 +94,12 @@ struct FakeLDAPTests {
         #expect(error?.description.contains("without the paged results control") == true, "\(String(describing: error))")
     }
 
+    @Test func resultThreeInTheMiddleOfPaging() async throws {
+        let error = try await read("time-limit-page2")
+        #expect(error?.description.contains("page 2") == true && error?.description.contains("result 3") == true,
+            "\(String(describing: error))")
+    }
+
     @Test func aServerThatHangsUpInTheMiddleOfAnEndlessListing() async throws {
         let error = try await read("endless-cookie", maxPages: 30)
         #expect(error != nil)

@@ -101,7 +101,7 @@ struct SourceGateTests {
     @Test func aPageLargerThanTheServerAllows() async throws {
         let ldap = try SlapdServer(users: 100, pageSizeLimit: 5)
         let s = try Scenario(ldap: ldap)
-        try await expectSourceRefusal(s, detail: "result")
+        try await expectSourceRefusal(s, detail: "result 11")
     }
 
     @Test func aContinuationReference() async throws {
