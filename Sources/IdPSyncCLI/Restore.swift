@@ -78,6 +78,6 @@ struct Restore: AsyncParsableCommand {
 
     private func fail(_ message: String) -> Never {
         Console.error("error: \(message)\n")
-        Foundation_exit(1)
+        exitProcess(1)
     }
 }

@@ -131,7 +131,7 @@ struct Sync: AsyncParsableCommand {
             print(report.json.canonical)
         }
         Console.error("error: \(failure)\n")
-        Foundation_exit(1)
+        exitProcess(1)
     }
 
     static func seconds(_ value: Double) -> String {
@@ -145,7 +145,8 @@ struct Sync: AsyncParsableCommand {
     }
 }
 
-func Foundation_exit(_ code: Int32) -> Never { exit(code) }
+/// `exit(3)` under a name that commands (whose static `exit(withError:)` shadows it) can call.
+func exitProcess(_ code: Int32) -> Never { exit(code) }
 
 /// SIGTERM and SIGINT ask the run to stop after the write in flight.
 enum StopSignal {
