@@ -17,45 +17,29 @@ public struct Glob: Hashable, Sendable {
     public func matches(_ text: String) -> Bool {
         if let bytes {
             var text = text
-            if let result = text.withUTF8({ Self.matchASCII(bytes, $0) }) { return result }
-        }
-        return Self.match(chars, Array(text.lowercased()), wildcard: "*", single: "?")
-    }
-
-    /// nil when the text is not ASCII (noticed lazily: most patterns fail on the first bytes).
-    private static func matchASCII(_ p: [UInt8], _ t: UnsafeBufferPointer<UInt8>) -> Bool? {
-        // Returns nil as soon as a non-ASCII byte is compared; a verdict reached on ASCII bytes alone
-        // is the same one the Unicode path would reach.
-        matchBytes(p, t) { c in c &- 65 < 26 ? c + 32 : c }
-    }
-
-    private static func matchBytes(_ p: [UInt8], _ t: UnsafeBufferPointer<UInt8>, _ lower: (UInt8) -> UInt8) -> Bool? {
-        var pi = 0, ti = 0, star = -1, mark = 0
-        while ti < t.count {
-            if t[ti] >= 0x80 { return nil }
-            if pi < p.count && (p[pi] == UInt8(ascii: "?") || p[pi] == lower(t[ti])) {
-                pi += 1
-                ti += 1
-            } else if pi < p.count && p[pi] == UInt8(ascii: "*") {
-                star = pi
-                mark = ti
-                pi += 1
-            } else if star >= 0 {
-                pi = star + 1
-                mark += 1
-                ti = mark
-            } else {
-                return false
+            // Bytes folded to lowercase; a non-ASCII byte gives up before it is compared, and a verdict
+            // reached on ASCII bytes alone is the one the Unicode path would reach.
+            let ascii = text.withUTF8 { t in
+                Self.match(bytes, count: t.count, wildcard: UInt8(ascii: "*"), single: UInt8(ascii: "?")) { i in
+                    t[i] < 0x80 ? (t[i] &- 65 < 26 ? t[i] + 32 : t[i]) : nil
+                }
             }
+            if let ascii { return ascii }
         }
-        while pi < p.count && p[pi] == UInt8(ascii: "*") { pi += 1 }
-        return pi == p.count
+        let t = Array(text.lowercased())
+        return Self.match(chars, count: t.count, wildcard: "*", single: "?") { t[$0] } ?? false
     }
 
-    private static func match<T: Equatable>(_ p: [T], _ t: [T], wildcard: T, single: T) -> Bool {
+    /// Shell wildcard matching, backtracking to the last `*`. `text(i)` yields the i-th element, or
+    /// nil to give up (the result is then nil).
+    @inline(__always)
+    private static func match<T: Equatable>(
+        _ p: [T], count: Int, wildcard: T, single: T, text: (Int) -> T?
+    ) -> Bool? {
         var pi = 0, ti = 0, star = -1, mark = 0
-        while ti < t.count {
-            if pi < p.count && (p[pi] == single || p[pi] == t[ti]) {
+        while ti < count {
+            guard let c = text(ti) else { return nil }
+            if pi < p.count && (p[pi] == single || p[pi] == c) {
                 pi += 1
                 ti += 1
             } else if pi < p.count && p[pi] == wildcard {

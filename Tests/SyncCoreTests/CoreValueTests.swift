@@ -47,7 +47,8 @@ struct CoreValueTests {
 
     @Test(arguments: [
         ("svc-*", "SVC-ci", true), ("svc-*", "svc", false), ("break?lass", "breakglass", true), ("*", "", true),
-        ("a*b*c", "aXXbYYc", true), ("a*b*c", "aXXbYY", false),
+        ("a*b*c", "aXXbYYc", true), ("a*b*c", "aXXbYY", false), ("jür*", "JÜRGEN", true), ("svc-*", "svc-ü", true),
+        ("svc-?", "svc-üx", false), ("x?z", "xüz", true), ("?", "ü", true), ("a", "ä", false),
     ] as [(String, String, Bool)])
     func globs(_ pattern: String, _ text: String, _ matches: Bool) {
         #expect(Glob(pattern).matches(text) == matches)
