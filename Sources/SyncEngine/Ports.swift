@@ -65,3 +65,22 @@ public protocol JournalStore: AnyObject, Sendable {
     /// `seq:hash` of the last record, for the run's last log line.
     var head: String { get }
 }
+
+extension JournalStore {
+    /// Appends the `run-started` record of a real run; on failure the report says nothing was done.
+    /// Returns false when the run must not go on.
+    func startRun(_ runID: String?, fields: [String: JSONValue], report: inout RunReport) -> Bool {
+        var record = fields
+        record["event"] = "run-started"
+        record["run"] = JSONValue(runID)
+        record["dry_run"] = false
+        do {
+            try append(record)
+            return true
+        } catch {
+            report.errors.append("cannot write the journal: \(error); nothing was done")
+            report.exitStatus = .error
+            return false
+        }
+    }
+}

@@ -57,17 +57,8 @@ public struct RestoreRun: Sendable {
         let journal = dryRun ? nil : self.journal
         if let journal {
             var fields = startFields
-            fields["event"] = "run-started"
-            fields["run"] = JSONValue(runID)
-            fields["dry_run"] = false
             fields["restore_of"] = .string(target)
-            do {
-                try journal.append(fields)
-            } catch {
-                report.errors.append("cannot write the journal: \(error); nothing was done")
-                report.exitStatus = .error
-                return report
-            }
+            guard journal.startRun(runID, fields: fields, report: &report) else { return report }
         }
         let byName = Dictionary(gateways.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var actions: [SyncAction] = []

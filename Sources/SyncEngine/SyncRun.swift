@@ -66,19 +66,7 @@ public struct SyncRun: Sendable {
         if let runID, !options.dryRun { logger[metadataKey: "sync.run"] = "\(runID)" }
         let journal = options.dryRun ? nil : self.journal
 
-        if let journal {
-            var fields = startFields
-            fields["event"] = "run-started"
-            fields["run"] = JSONValue(runID)
-            fields["dry_run"] = false
-            do {
-                try journal.append(fields)
-            } catch {
-                report.errors.append("cannot write the journal: \(error); nothing was done")
-                report.exitStatus = .error
-                return report
-            }
-        }
+        if let journal, !journal.startRun(runID, fields: startFields, report: &report) { return report }
 
         // 1. Snapshots, all at once; no write before every one is complete.
         let started = ContinuousClock.now
