@@ -83,7 +83,11 @@ struct Explain: AsyncParsableCommand {
         var details: ConsumerDetails? = nil
         var directory = ExplainEvidence.Directory.notChecked("no consumer found")
         if let (gateway, c) = found {
-            details = try? await gateway.details(for: [c.id])[c.id]
+            do {
+                details = try await gateway.details(for: [c.id])[c.id]
+            } catch {
+                problems.append("keys and plugins not read: \(error)")
+            }
             let value = rule.consumer == .customID ? c.customID : c.username
             if let value {
                 let source = LiveAdapters.source(config, logger: logger)
@@ -118,14 +122,14 @@ struct Explain: AsyncParsableCommand {
         let query =
             found.map { JournalQuery(consumer: $0.consumer.id.rawValue) } ?? JournalQuery(keyFingerprint: fingerprint)
         if fingerprint != nil || found != nil {
-            try? JournalReader(path: config.journalPath).read(query: query) { record, _ in history.append(record) }
+            do {
+                try JournalReader(path: config.journalPath).read(query: query) { record, _ in history.append(record) }
+            } catch {
+                problems.append("journal not read: \(error)")
+            }
         }
 
-        let protected = found.map { c in
-            config.policy.protected.map(Glob.init).contains { glob in
-                c.consumer.username.map(glob.matches) == true || c.consumer.customID.map(glob.matches) == true
-            }
-        } ?? false
+        let protected = found.map { LiveAdapters.planner(config).isProtected($0.consumer) } ?? false
         let explanation = Explainer.explain(
             ExplainEvidence(
                 gateway: gatewayName, keyFingerprint: fingerprint, consumer: found?.consumer, details: details,

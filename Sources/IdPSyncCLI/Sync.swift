@@ -43,13 +43,17 @@ struct Sync: AsyncParsableCommand {
         let startedAt = Environment.now()
         let logger = logOptions.logger()
         let loader = ConfigLoader(environment: Environment.all)
+        // Read once: the same bytes are parsed and hashed into run-started's config_sha256.
+        guard let configText = ConfigLoader.readTextFile(options.config) else {
+            finish(failure: "\(options.config): cannot read the file (missing or not UTF-8)")
+        }
         let config: SyncConfiguration
         do {
-            config = try loader.load(path: options.config)
+            config = try loader.parse(configText, file: options.config)
         } catch let error as ConfigError {
             finish(failure: error.description)
         }
-        let configBytes = Array((ConfigLoader.readTextFile(options.config) ?? "").utf8)
+        let configBytes = Array(configText.utf8)
         let runID = Self.newRunID()
 
         var lock: JournalLock? = nil

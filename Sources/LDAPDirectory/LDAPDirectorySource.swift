@@ -64,6 +64,22 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
         }
     }
 
+    /// The entry's id as text (binary-safe; objectGUID as a GUID string), or nil.
+    func userID(_ values: [String: [[UInt8]]]) -> String? {
+        values[settings.idAttribute.lowercased()]?.first.flatMap { LDAPValue.id($0, attribute: settings.idAttribute) }
+    }
+
+    /// A user from one entry's values, or nil without a readable id.
+    func user(_ values: [String: [[UInt8]]]) -> DirectoryUser? {
+        guard let id = userID(values) else { return nil }
+        let username = values[settings.usernameAttribute.lowercased()]?.first.flatMap {
+            String(validating: $0, as: UTF8.self)
+        }
+        let reason = Self.deactivation(values)
+        return DirectoryUser(
+            id: UserID(id), username: username, state: reason == nil ? .active : .deactivated, deactivationReason: reason)
+    }
+
     /// Binds and checks the connection only (for `check-config --connect`).
     public func checkConnection() async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
@@ -88,35 +104,22 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
             filter: filter, attributes: attributes,
             pageDone: progress.map { report in { page in report("directory: page \(page), \(users.count) users") } }
         ) { dn, values in
-            guard let idBytes = values[settings.idAttribute.lowercased()]?.first,
-                let id = LDAPValue.id(idBytes, attribute: settings.idAttribute)
-            else {
+            guard let user = self.user(values) else {
                 throw SourceError(
                     "LDAP \(settings.url): entry \(dn) has no readable \(settings.idAttribute); check id_attribute and the bind user's read access")
             }
-            if let other = seen[MatchKey.normalize(id, as: .id)] {
-                throw SourceError("LDAP \(settings.url): entries \(other) and \(dn) share \(settings.idAttribute) \(id)")
+            let key = MatchKey.normalize(user.id.rawValue, as: .id)
+            if let other = seen.updateValue(dn, forKey: key) {
+                throw SourceError("LDAP \(settings.url): entries \(other) and \(dn) share \(settings.idAttribute) \(user.id)")
             }
-            seen[MatchKey.normalize(id, as: .id)] = dn
-            let username = values[settings.usernameAttribute.lowercased()]?.first.flatMap {
-                String(validating: $0, as: UTF8.self)
-            }
-            let reason = Self.deactivation(values)
-            users.append(
-                DirectoryUser(
-                    id: UserID(id), username: username, state: reason == nil ? .active : .deactivated,
-                    deactivationReason: reason))
+            users.append(user)
         }
         if let disabledFilter = settings.disabledFilter {
             var disabled: Set<String> = []
             try connection.pagedSearch(
                 filter: "(&\(filter)\(LDAPValue.parenthesized(disabledFilter)))", attributes: [settings.idAttribute]
             ) { _, values in
-                if let bytes = values[settings.idAttribute.lowercased()]?.first,
-                    let id = LDAPValue.id(bytes, attribute: settings.idAttribute)
-                {
-                    disabled.insert(MatchKey.normalize(id, as: .id))
-                }
+                if let id = self.userID(values) { disabled.insert(MatchKey.normalize(id, as: .id)) }
             }
             for i in users.indices where users[i].state == .active && disabled.contains(MatchKey.normalize(users[i].id.rawValue, as: .id)) {
                 users[i].state = .deactivated
@@ -358,17 +361,7 @@ extension LDAPDirectorySource {
         try connection.pagedSearch(
             filter: "(&\(filter)\(equality))",
             attributes: [settings.idAttribute, settings.usernameAttribute] + Self.stateAttributes
-        ) { _, values in
-            guard let bytes = values[settings.idAttribute.lowercased()]?.first,
-                let id = LDAPValue.id(bytes, attribute: settings.idAttribute)
-            else { return }
-            let reason = Self.deactivation(values)
-            found = DirectoryUser(
-                id: UserID(id),
-                username: values[settings.usernameAttribute.lowercased()]?.first.flatMap {
-                    String(validating: $0, as: UTF8.self)
-                }, state: reason == nil ? .active : .deactivated, deactivationReason: reason)
-        }
+        ) { _, values in found = self.user(values) }
         if var user = found {
             if user.state == .active, let disabled = settings.disabledFilter {
                 var hit = false

@@ -67,10 +67,9 @@ public struct ConfigLoader {
         }
         var reader = Reader(loader: self)
         let config = reader.configuration(root)
-        guard reader.diagnostics.isEmpty, var config else {
+        guard reader.diagnostics.isEmpty, let config else {
             throw ConfigError(file: file, diagnostics: reader.diagnostics)
         }
-        config.sha256 = ""
         return config
     }
 }

@@ -67,8 +67,6 @@ public struct SyncConfiguration: Sendable {
     public var policy: Policy
     public var journalPath: String
     public var metricsTextfilePath: String?
-    /// SHA-256 of the file's bytes, journaled with each run.
-    public var sha256: String = ""
 }
 
 /// One problem in the configuration, with the path of the key (`gateways[0].admin_url`).

@@ -115,7 +115,8 @@ public struct Planner: Sendable {
         UserIndex(users, field: field)
     }
 
-    func isProtected(_ consumer: Consumer) -> Bool {
+    /// Whether `policy.protected` matches the consumer's username or custom_id (case-insensitive globs).
+    public func isProtected(_ consumer: Consumer) -> Bool {
         !protectedGlobs.isEmpty && protectedGlobs.contains { glob in
             consumer.username.map(glob.matches) == true || consumer.customID.map(glob.matches) == true
         }

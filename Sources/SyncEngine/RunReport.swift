@@ -31,9 +31,6 @@ public struct RunReport: Sendable {
 
     public var counts: [String: Int] { plan?.counts ?? [:] }
 
-    /// True when the plan has changes (for `--detailed-exitcode`).
-    public var hasChanges: Bool { !(plan?.actions.isEmpty ?? true) }
-
     /// The JSON report, on every exit path.
     public var json: JSONValue {
         var actions: [JSONValue] = []
