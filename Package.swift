@@ -22,6 +22,9 @@ let package = Package(
             name: "CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // System calls Glibc's module lacks (fgetxattr for POSIX ACLs); only SyncJournal imports it.
+        .target(name: "CSysShims"),
+
         // Pure core: model, matching, planner, brakes, plan rendering. Standard library only.
         .target(name: "SyncCore"),
         // The run itself and its ports (DirectorySource, Gateway, JournalStore).
@@ -44,7 +47,7 @@ let package = Package(
             dependencies: ["SyncEngine", "SyncCore", "CurlHTTP", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "SyncJournal",
-            dependencies: ["SyncEngine", "SyncCore", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["SyncEngine", "SyncCore", "CSysShims", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SyncConfig", dependencies: ["SyncCore", "Yams"]),
         .target(
             name: "IdPSyncCLI",

@@ -15,8 +15,9 @@ The real port is written to PATH (temp file + rename) once the socket listens. S
 stops the server and it exits 0.
 
 Besides the Kong routes there is a test-control API under /__test/ (never counted in the stats,
-never needs the token): stats, reset-stats, state, seed, generate, faults, clock, reset.
-See README.md for its bodies.
+never needs the token): stats, reset-stats, state, seed, generate, faults, quirks, clock, reset.
+See README.md for its bodies. `quirks` switches on hostile behaviour for GET /consumers (endless
+offsets, an ignored tags filter, a gzip bomb) for the client's security tests.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ import random
 import re
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
 import traceback
 import uuid
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
 
@@ -1415,7 +1418,12 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class Stats:
+    """Counters are updated under store.lock. The two observations (writes in flight, gaps after
+    a 429) have their own small lock: they are touched outside store.lock, before and after it."""
+
     def __init__(self):
+        self.lock = threading.Lock()
+        self.writes_in_flight = 0
         self.reset()
 
     def reset(self):
@@ -1423,6 +1431,57 @@ class Stats:
         self.writes = 0
         self.by_route: dict = {}
         self.by_status: dict = {}
+        with self.lock:
+            # writes still running are in flight "since the reset"; the gauge itself is not reset
+            self.max_writes_in_flight = self.writes_in_flight
+            self.retry_gaps: list = []
+            self.gap_waiting: dict = {}     # (method, raw path) -> [(entry, monotonic sent)]
+
+    def write_started(self):
+        with self.lock:
+            self.writes_in_flight += 1
+            if self.writes_in_flight > self.max_writes_in_flight:
+                self.max_writes_in_flight = self.writes_in_flight
+
+    def write_finished(self):
+        with self.lock:
+            self.writes_in_flight -= 1
+
+    def sending_429(self, method: str, path: str, retry_after):
+        """Called just before a fault's 429 is written; the gap is timed from here."""
+        entry = {"method": method, "path": path, "retry_after": retry_after, "gap_ms": None}
+        with self.lock:
+            self.retry_gaps.append(entry)
+            self.gap_waiting.setdefault((method, path), []).append((entry, time.monotonic()))
+        return entry
+
+    def unsent_429(self, entry):
+        """The write failed: the 429 was never sent."""
+        with self.lock:
+            self.retry_gaps = [e for e in self.retry_gaps if e is not entry]
+            key = (entry["method"], entry["path"])
+            waiting = [w for w in self.gap_waiting.get(key, ()) if w[0] is not entry]
+            if waiting:
+                self.gap_waiting[key] = waiting
+            else:
+                self.gap_waiting.pop(key, None)
+
+    def arrived(self, method: str, path: str, at: float):
+        """A Kong request came in: it closes the gap of every earlier 429 on the same method and path."""
+        with self.lock:
+            waiting = self.gap_waiting.get((method, path))
+            if not waiting:
+                return
+            keep = []
+            for entry, sent in waiting:
+                if sent <= at:
+                    entry["gap_ms"] = int((at - sent) * 1000)
+                else:
+                    keep.append((entry, sent))
+            if keep:
+                self.gap_waiting[(method, path)] = keep
+            else:
+                del self.gap_waiting[(method, path)]
 
     def count(self, method: str, template: str):
         self.total += 1
@@ -1436,8 +1495,15 @@ class Stats:
         self.by_status[key] = self.by_status.get(key, 0) + 1
 
     def as_json(self):
-        return {"total": self.total, "writes": self.writes, "by_route": dict(self.by_route),
-                "by_status": dict(self.by_status)}
+        out = {"total": self.total, "writes": self.writes, "by_route": dict(self.by_route),
+               "by_status": dict(self.by_status)}
+        with self.lock:
+            # Left out while zero / empty, so the zeroed stats keep their original shape.
+            if self.max_writes_in_flight:
+                out["max_writes_in_flight"] = self.max_writes_in_flight
+            if self.retry_gaps:
+                out["retry_gaps"] = [dict(e) for e in self.retry_gaps]
+        return out
 
 
 DEFAULT_FAULT_MESSAGES = {
@@ -1536,6 +1602,170 @@ class Faults:
 
 
 # ---------------------------------------------------------------------------------------------
+# Hostile quirks (test control): what a broken or malicious Admin API could answer to
+# GET /consumers. See README.md, "Hostile quirks".
+# ---------------------------------------------------------------------------------------------
+
+GZIP_BOMB_PREFIX = b'{"data":['
+GZIP_BOMB_SUFFIX = b'],"next":null}'
+GZIP_BOMB_MIN = len(GZIP_BOMB_PREFIX) + len(GZIP_BOMB_SUFFIX)
+GZIP_BOMB_MAX = 1 << 35
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03"   # no name, mtime 0, level 9, Unix
+_BOMB_CHUNK = 1 << 20
+_CRC_POLY = 0xEDB88320
+
+
+def _gf2_times(mat: list, vec: int) -> int:
+    out, i = 0, 0
+    while vec:
+        if vec & 1:
+            out ^= mat[i]
+        vec >>= 1
+        i += 1
+    return out
+
+
+def _gf2_square(mat: list) -> list:
+    return [_gf2_times(mat, row) for row in mat]
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """CRC-32 of A+B from crc(A), crc(B) and len(B): zlib's crc32_combine, which Python lacks."""
+    if len2 <= 0:
+        return crc1
+    odd = [_CRC_POLY] + [1 << n for n in range(31)]     # one zero bit
+    even = _gf2_square(odd)                              # two
+    odd = _gf2_square(even)                              # four
+    while True:
+        even = _gf2_square(odd)
+        if len2 & 1:
+            crc1 = _gf2_times(even, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+        odd = _gf2_square(even)
+        if len2 & 1:
+            crc1 = _gf2_times(odd, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+    return crc1 ^ crc2
+
+
+def crc32_repeat(crc_unit: int, unit_len: int, count: int) -> int:
+    """CRC-32 of `count` copies of a unit, by doubling."""
+    out, base, base_len = 0, crc_unit, unit_len
+    while count:
+        if count & 1:
+            out = crc32_combine(out, base, base_len)
+        count >>= 1
+        if count:
+            base = crc32_combine(base, base, base_len)
+            base_len *= 2
+    return out
+
+
+def gzip_bomb(n: int) -> bytes:
+    """One gzip member that inflates to exactly n bytes: `{"data":[`, spaces, `],"next":null}`.
+
+    zlib level 9 deflates the spaces 1 MiB at a time with a full flush after each chunk. A full
+    flush resets the compressor, so every chunk deflates to the same bytes; once two chunks in a
+    row have, the rest repeat them instead of being compressed. The CRC-32 of the repeats comes
+    from crc32_combine. So no n-byte buffer is ever built or scanned: 4e9 bytes take well under
+    a second and about 4 MB."""
+    fill = n - GZIP_BOMB_MIN
+    count, rest = divmod(fill, _BOMB_CHUNK)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    parts = [_GZIP_HEADER, comp.compress(GZIP_BOMB_PREFIX), comp.flush(zlib.Z_FULL_FLUSH)]
+    crc = zlib.crc32(GZIP_BOMB_PREFIX)
+    if count:
+        chunk = b" " * _BOMB_CHUNK
+        done, prev = 0, None
+        while done < count:
+            out = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)
+            parts.append(out)
+            done += 1
+            if out == prev:
+                break
+            prev = out
+        parts.extend([out] * (count - done))
+        crc = crc32_combine(crc, crc32_repeat(zlib.crc32(chunk), _BOMB_CHUNK, count), count * _BOMB_CHUNK)
+    tail = b" " * rest + GZIP_BOMB_SUFFIX
+    parts.append(comp.compress(tail))
+    parts.append(comp.flush(zlib.Z_FINISH))
+    crc = zlib.crc32(tail, crc)
+    parts.append(struct.pack("<II", crc, n & 0xFFFFFFFF))
+    return b"".join(parts)
+
+
+ENDLESS_MODES = ("same", "fresh")
+ENDLESS_EMPTY_ID = "00000000-0000-4000-8000-000000000000"   # the "same" offset when page 1 is empty
+
+
+class Quirks:
+    """Settings are replaced whole under store.lock; readers take one attribute at a time."""
+
+    def __init__(self):
+        self.bomb_lock = threading.Lock()
+        self.bombs: dict = {}           # n -> compressed body
+        self.clear()
+
+    def clear(self):
+        self.endless_offset = None
+        self.endless_fresh_data = False
+        self.ignore_tags = False
+        self.gzip_bomb_bytes = None
+        self.endless_serial = 0         # last N of the synthetic `endless-N` consumers
+
+    def configure(self, body):
+        if not isinstance(body, dict):
+            raise ValueError("body must be an object")
+        unknown = sorted(set(body) - {"endless_offset", "endless_fresh_data", "ignore_tags", "gzip_bomb_bytes"})
+        if unknown:
+            raise ValueError(f"unknown quirk(s): {', '.join(unknown)}")
+        endless = body.get("endless_offset")
+        if endless is not None and endless not in ENDLESS_MODES:
+            raise ValueError('endless_offset must be "same", "fresh" or null')
+        flags = {}
+        for key in ("endless_fresh_data", "ignore_tags"):
+            value = body.get(key)
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"{key} must be a boolean or null")
+            flags[key] = bool(value)
+        bomb = body.get("gzip_bomb_bytes")
+        if bomb is not None and (isinstance(bomb, bool) or not isinstance(bomb, int)
+                                 or not GZIP_BOMB_MIN <= bomb <= GZIP_BOMB_MAX):
+            raise ValueError(f"gzip_bomb_bytes must be an integer in {GZIP_BOMB_MIN}..{GZIP_BOMB_MAX} or null")
+        if bomb is not None:
+            self.bomb(bomb)             # built now, so the first GET is not the slow one
+        self.clear()
+        self.endless_offset = endless
+        self.endless_fresh_data = flags["endless_fresh_data"]
+        self.ignore_tags = flags["ignore_tags"]
+        self.gzip_bomb_bytes = bomb
+
+    def as_json(self):
+        return {"endless_offset": self.endless_offset, "endless_fresh_data": self.endless_fresh_data,
+                "ignore_tags": self.ignore_tags, "gzip_bomb_bytes": self.gzip_bomb_bytes}
+
+    def bomb(self, n: int) -> bytes:
+        with self.bomb_lock:
+            body = self.bombs.get(n)
+            if body is None:
+                if len(self.bombs) >= 4:
+                    self.bombs.clear()
+                body = self.bombs[n] = gzip_bomb(n)
+            return body
+
+    def synthetic_consumer(self, now: int, tags) -> dict:
+        """Not stored anywhere; carries the requested tags so that it looks managed."""
+        self.endless_serial += 1
+        return {"id": new_uuid(), "created_at": now, "updated_at": now,
+                "username": f"endless-{self.endless_serial}", "custom_id": new_uuid(),
+                "tags": list(tags) if tags else None}
+
+
+# ---------------------------------------------------------------------------------------------
 # Kong routes (doc §1)
 # ---------------------------------------------------------------------------------------------
 
@@ -1616,6 +1846,7 @@ class KongApp:
         self.node_id = new_uuid()
         self.port_ref = port_ref
         self.requests_served = 0
+        self.quirks = Quirks()
 
     # ---- paging helpers ------------------------------------------------------------------------
     def _page(self, table: Table, ids_iter, size: int, render):
@@ -1638,12 +1869,13 @@ class KongApp:
         data, last, more = self._page(table, table.iter_after(cursor, cond, tags), size, render)
         return 200, self._list_body(data, last if more else None, f"/{table.api_name}", args, top=True)
 
-    def _list_body(self, data, last_id, path, args, top, offset_key=None):
+    def _list_body(self, data, last_id, path, args, top, offset_key=None, token=None):
         body = {"data": data}
-        if last_id is None:
+        if last_id is None and token is None:
             body["next"] = None
             return body
-        token = encode_offset(offset_key if offset_key is not None else [last_id])
+        if token is None:
+            token = encode_offset(offset_key if offset_key is not None else [last_id])
         nxt = f"{path}?offset={ngx_escape(token)}"
         if top:
             if "tags" in args:
@@ -1667,6 +1899,30 @@ class KongApp:
         data, last, more = self._page(table, (ids[i] for i in range(start, len(ids))), size, render)
         path = f"/consumers/{req.raw[0]}/{nested_name}"
         return 200, self._list_body(data, last if more else None, path, args, top=False)
+
+    def list_endless(self, req: Request, table: Table, synthetic_tags):
+        """Quirk endless_offset: the offset is never null. "same" answers page 1 with one fixed
+        offset every time; "fresh" answers page 1 (request without offset) normally, then empty
+        or synthetic pages, each with a new random offset."""
+        q = self.quirks
+        args = req.args
+        size = page_size(args)
+        cond, tags = tags_filter(args)
+        first = decode_offset(args) is None          # validated as usual, then ignored
+        render = lambda row: self.store.render(table, row)  # noqa: E731
+        if q.endless_offset == "same":
+            data, last, _ = self._page(table, table.iter_after(None, cond, tags), size, render)
+            token = encode_offset([last if last is not None else ENDLESS_EMPTY_ID])
+        else:
+            if first:
+                data, _, _ = self._page(table, table.iter_after(None, cond, tags), size, render)
+            elif q.endless_fresh_data:
+                now = self.store.now()
+                data = [q.synthetic_consumer(now, synthetic_tags) for _ in range(size)]
+            else:
+                data = []
+            token = encode_offset([new_uuid()])
+        return 200, self._list_body(data, None, f"/{table.api_name}", args, top=True, token=token)
 
     # ---- node ----------------------------------------------------------------------------------
     def h_root(self, req):
@@ -1719,6 +1975,18 @@ class KongApp:
                 cid = s.by_custom_id.get(arg_str(values[0]))
                 data = [s.consumers.rows[cid]] if cid else []
                 return 200, {"data": data, "next": None}   # never an offset (doc §2)
+            q = self.quirks
+            synthetic_tags = None
+            if q.endless_offset == "fresh" and q.endless_fresh_data:
+                try:
+                    synthetic_tags = [t for t in dict.fromkeys(tags_filter(req.args)[1] or ()) if t]
+                except KongError:
+                    pass
+            if q.ignore_tags and "tags" in req.args:
+                # as if a proxy had dropped the parameter: no filter, no check, and `next` has no tags
+                req.args = {k: v for k, v in req.args.items() if k != "tags"}
+            if q.endless_offset is not None:
+                return self.list_endless(req, s.consumers, synthetic_tags)
             return self.list_top(req, s.consumers)
         return 201, s.insert_consumer(req.body)
 
@@ -2266,7 +2534,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.rfile.read(int(length))
         return b""
 
-    def send(self, status: int, body, headers=(), head=False):
+    def send(self, status: int, body, headers=(), head=False, content_type="application/json; charset=utf-8"):
         """body: None, already-encoded bytes, or a JSON value (encoded the cjson way)."""
         if body is None:
             payload = b""
@@ -2277,7 +2545,7 @@ class Handler(BaseHTTPRequestHandler):
         lines = [f"HTTP/1.1 {status} {STATUS_TEXT.get(status, 'Unknown')}",
                  f"Date: {email.utils.formatdate(usegmt=True)}"]
         if payload or status not in (204, 415):
-            lines.append("Content-Type: application/json; charset=utf-8")
+            lines.append(f"Content-Type: {content_type}")
         if status != 204:
             lines.append(f"Content-Length: {len(payload)}")
         lines.append(f"Server: kong/{self.app.version}")
@@ -2304,17 +2572,31 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- dispatch ------------------------------------------------------------------------------
     def dispatch(self, method: str):
+        arrived = time.monotonic()
+        target = self.path
+        if target.startswith("http://") or target.startswith("https://"):
+            target = "/" + target.split("/", 3)[3] if target.count("/") >= 3 else "/"
+        path, _, query = target.partition("?")
+        control = path.startswith("/__test/") or path == "/__test"
+        write = not control and method in WRITE_METHODS
+        if not control:
+            self.stats.arrived(method, path, arrived)
+        if write:
+            self.stats.write_started()      # in flight from the request head to the last byte sent
+        try:
+            self.dispatch_in(method, path, query, control)
+        finally:
+            if write:
+                self.stats.write_finished()
+
+    def dispatch_in(self, method: str, path: str, query: str, control: bool):
         try:
             raw_body = self.read_body()
         except (ValueError, OSError):
             self.close_connection = True
             return
-        target = self.path
-        if target.startswith("http://") or target.startswith("https://"):
-            target = "/" + target.split("/", 3)[3] if target.count("/") >= 3 else "/"
-        path, _, query = target.partition("?")
         try:
-            if path.startswith("/__test/") or path == "/__test":
+            if control:
                 status, body, headers = self.control(method, path, query, raw_body)
                 if body is not None and not isinstance(body, bytes):
                     body = state_bytes(body)        # plain JSON: this part is not Kong
@@ -2350,15 +2632,31 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if rule.status is not None:
                 headers = []
-                if rule.retry_after is not None:
-                    headers.append(("Retry-After", str(rule.retry_after)))
+                retry_after = None if rule.retry_after is None else str(rule.retry_after)  # a string goes out verbatim
+                if retry_after is not None:
+                    headers.append(("Retry-After", retry_after))
                 body = rule.body
                 if isinstance(body, str):
                     body = body.encode("utf-8")
                 with store.lock:
                     self.stats.status(rule.status)
-                self.send(rule.status, body, headers, head=(method == "HEAD"))
+                gap = self.stats.sending_429(method, path, retry_after) if rule.status == 429 else None
+                try:
+                    self.send(rule.status, body, headers, head=(method == "HEAD"))
+                except OSError:
+                    if gap is not None:
+                        self.stats.unsent_429(gap)
+                    raise
                 return
+        bomb = app.quirks.gzip_bomb_bytes
+        if bomb is not None and template == "/consumers" and method in ("GET", "HEAD"):
+            # quirk gzip_bomb_bytes: whatever was asked, whatever Accept-Encoding said
+            payload = app.quirks.bomb(bomb)
+            with store.lock:
+                self.stats.status(200)
+            self.send(200, payload, [("Content-Encoding", "gzip")], head=(method == "HEAD"),
+                      content_type="application/json")
+            return
         status, body, headers = self.kong_response(method, route, query, raw_body)
         with store.lock:
             self.stats.status(status)
@@ -2458,6 +2756,19 @@ class Handler(BaseHTTPRequestHandler):
                         except (ValueError, re.error) as err:
                             return 400, {"message": str(err)}, []
                         return 200, {"rules": [r.describe() for r in self.faults.rules]}, []
+                if name == "quirks":
+                    quirks = self.app.quirks
+                    if method == "GET":
+                        return 200, quirks.as_json(), []
+                    if method == "DELETE":
+                        quirks.clear()
+                        return 204, None, []
+                    if method == "POST":
+                        try:
+                            quirks.configure(body_json())
+                        except ValueError as err:
+                            return 400, {"message": str(err)}, []
+                        return 200, quirks.as_json(), []
                 if name == "clock":
                     if method == "POST":
                         spec = body_json()
@@ -2473,6 +2784,7 @@ class Handler(BaseHTTPRequestHandler):
                     store.clock_offset = 0
                     self.stats.reset()
                     self.faults.rules = []
+                    self.app.quirks.clear()
                     return 200, {"ok": True}, []
             return 404, {"message": "Not found"}, []
         except KongError as err:

@@ -15,6 +15,8 @@ the search are ignored):
   endless-empty-pages  no entries, SearchResultDone success with a never-empty cookie
   no-page-control      2 entries, then SearchResultDone success WITHOUT any response control
   time-limit-page2     like endless-cookie, but page 2 ends with result 3 (timeLimitExceeded)
+  same-cookie          page 1 as endless-cookie; every later page has no entries and the same
+                       never-empty cookie b"same" (page 1's cookie too)
 
 A paged search with requested size 0 (RFC 2696: the client abandons the paged search) gets
 SearchResultDone success with an empty cookie and no entries, in every mode. A search without the
@@ -44,7 +46,7 @@ import uuid
 
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 PEOPLE_BASE = "ou=people,dc=example,dc=org"
-MODES = ("endless-cookie", "endless-empty-pages", "no-page-control", "time-limit-page2")
+MODES = ("endless-cookie", "endless-empty-pages", "no-page-control", "time-limit-page2", "same-cookie")
 TIME_LIMIT_EXCEEDED = 3
 MAX_MESSAGE = 16 * 1024 * 1024
 
@@ -369,7 +371,8 @@ class Handler(socketserver.BaseRequestHandler):
             self.log(f"{self.pages} pages served on this connection (--max-pages); closing")
             return False
         self.pages += 1
-        out = self.entries(message_id, 0 if mode == "endless-empty-pages" else 2)
+        empty = mode == "endless-empty-pages" or (mode == "same-cookie" and self.pages > 1)
+        out = self.entries(message_id, 0 if empty else 2)
         done = ldap_result(SEARCH_RESULT_DONE, SUCCESS)
         if mode == "time-limit-page2" and self.pages == 2:
             # Result 3 (timeLimitExceeded) in the middle of paging, as a busy server answers.
@@ -377,7 +380,8 @@ class Handler(socketserver.BaseRequestHandler):
         if paged is None or mode == "no-page-control":
             out.append(message(message_id, done))
         else:
-            out.append(message(message_id, done, paged_control(b"page-%d" % self.pages)))
+            cookie = b"same" if mode == "same-cookie" else b"page-%d" % self.pages
+            out.append(message(message_id, done, paged_control(cookie)))
         self.send(*out)
         return True
 

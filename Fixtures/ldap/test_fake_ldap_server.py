@@ -258,6 +258,16 @@ def test_endless_empty_pages_never_end(start, tmp_path):
 
 
 @needs_ldapsearch
+def test_same_cookie_repeats_with_empty_pages(start, tmp_path):
+    srv = start("same-cookie")
+    out, err = stream_ldapsearch(srv, tmp_path)
+    assert dns(out) == [f"uid=fake1,{BASE_DN}", f"uid=fake2,{BASE_DN}"]
+    cookies = values(out, "pagedresults")
+    assert len(cookies) > 10 and set(cookies) == {"cookie=c2FtZQ=="}  # base64("same")
+    assert err == ""
+
+
+@needs_ldapsearch
 def test_no_page_control_ends_after_one_page(start):
     srv = start("no-page-control")
     p = run_ldapsearch(srv)

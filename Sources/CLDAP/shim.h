@@ -21,6 +21,10 @@ static inline int idpsync_ldap_set_timeval(LDAP *ld, int option, long seconds) {
 static inline int idpsync_ldap_set_string(LDAP *ld, int option, const char *value) {
     return ldap_set_option(ld, option, value);
 }
+/// Clears a string option (NULL value), e.g. a CA directory a config file set.
+static inline int idpsync_ldap_clear_string(LDAP *ld, int option) {
+    return ldap_set_option(ld, option, NULL);
+}
 /// Returns the diagnostic message of the last operation, or NULL; free with ldap_memfree.
 static inline char *idpsync_ldap_diagnostic(LDAP *ld) {
     char *msg = NULL;

@@ -25,26 +25,45 @@ public struct HTTPResponse: Sendable {
     public func header(_ name: String) -> String? { headers[name.lowercased()] }
 }
 
-/// TLS and timeout settings of one client.
+/// TLS, timeout and size settings of one client.
 public struct HTTPClientOptions: Sendable {
+    /// Connect and whole-request timeout; clamped to 1 s … 24 h.
     public var timeoutSeconds: Int
     public var caFile: String?
     public var clientCert: String?
     public var clientKey: String?
+    /// The most bytes a response body may have once decoded (gzip included): a bigger one fails
+    /// the request, so a decompression bomb costs at most this much memory.
+    public var maxBodyBytes: Int
+    /// Polled while a request is in flight (at least once a second) and between retries: true
+    /// aborts the request (SIGTERM while reading).
+    public var shouldAbort: @Sendable () -> Bool
 
-    public init(timeoutSeconds: Int = 30, caFile: String? = nil, clientCert: String? = nil, clientKey: String? = nil) {
-        self.timeoutSeconds = timeoutSeconds
+    public static let defaultMaxBodyBytes = 64 << 20
+
+    public init(
+        timeoutSeconds: Int = 30, caFile: String? = nil, clientCert: String? = nil, clientKey: String? = nil,
+        maxBodyBytes: Int = HTTPClientOptions.defaultMaxBodyBytes, shouldAbort: @escaping @Sendable () -> Bool = { false }
+    ) {
+        self.timeoutSeconds = min(max(timeoutSeconds, 1), 86_400)
         self.caFile = caFile
         self.clientCert = clientCert
         self.clientKey = clientKey
+        self.maxBodyBytes = maxBodyBytes
+        self.shouldAbort = shouldAbort
     }
 }
 
-/// A transport failure: no HTTP answer (connect, TLS, timeout). Never contains header values.
+/// A transport failure: no usable HTTP answer (connect, TLS, timeout, an oversized body, an abort).
+/// Never contains header values.
 public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public var code: Int
     public var isTimeout: Bool { code == Int(CURLE_OPERATION_TIMEDOUT.rawValue) }
+    /// The caller asked to stop (`shouldAbort`); never retried.
+    public var isAborted: Bool { code == Int(CURLE_ABORTED_BY_CALLBACK.rawValue) }
+    /// The body was larger than `maxBodyBytes`; never retried.
+    public var isOversized = false
 }
 
 /// The one libcurl wrapper: a reused easy handle (kept-alive connections), driven on its own
@@ -54,7 +73,7 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
 public final class HTTPClient: @unchecked Sendable {
     private let queue = DispatchQueue(label: "idp-sync.curl")
     private let handle: UnsafeMutableRawPointer
-    private let options: HTTPClientOptions
+    let options: HTTPClientOptions
     private let errorBuffer: UnsafeMutablePointer<CChar>
 
     private static let globalInit: Void = { _ = idpsync_curl_global_init() }()
@@ -87,7 +106,17 @@ public final class HTTPClient: @unchecked Sendable {
     private final class Sink {
         var bytes: [UInt8] = []
         var headers: [String: String] = [:]
+        let limit: Int
+        var oversized = false
+        let shouldAbort: @Sendable () -> Bool
+        init(limit: Int, shouldAbort: @escaping @Sendable () -> Bool) {
+            self.limit = limit
+            self.shouldAbort = shouldAbort
+        }
     }
+
+    /// The most response headers kept (a server could send them without end).
+    static let maxHeaders = 200
 
     private func perform(_ request: HTTPRequest) throws -> HTTPResponse {
         let h = handle
@@ -96,6 +125,7 @@ public final class HTTPClient: @unchecked Sendable {
         idpsync_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
         idpsync_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, options.timeoutSeconds * 1000)
         idpsync_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, options.timeoutSeconds * 1000)
+        idpsync_curl_setopt_long(h, CURLOPT_MAXFILESIZE_LARGE, options.maxBodyBytes)
         idpsync_curl_setopt_long(h, CURLOPT_TCP_KEEPALIVE, 1)
         idpsync_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0)
         idpsync_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1)
@@ -119,7 +149,7 @@ public final class HTTPClient: @unchecked Sendable {
         idpsync_curl_setopt_slist(h, CURLOPT_HTTPHEADER, list)
 
         let body = request.body ?? []
-        let sink = Sink()
+        let sink = Sink(limit: options.maxBodyBytes, shouldAbort: options.shouldAbort)
         let unmanaged = Unmanaged.passRetained(sink)
         defer { unmanaged.release() }
         idpsync_curl_setopt_pointer(h, CURLOPT_WRITEDATA, unmanaged.toOpaque())
@@ -127,8 +157,18 @@ public final class HTTPClient: @unchecked Sendable {
             let n = size * count
             guard let user, let data else { return n }
             let sink = Unmanaged<Sink>.fromOpaque(user).takeUnretainedValue()
+            guard n <= sink.limit - sink.bytes.count else {
+                sink.oversized = true
+                return 0  // CURLE_WRITE_ERROR: the transfer stops here
+            }
             data.withMemoryRebound(to: UInt8.self, capacity: n) { sink.bytes.append(contentsOf: UnsafeBufferPointer(start: $0, count: n)) }
             return n
+        }
+        idpsync_curl_setopt_long(h, CURLOPT_NOPROGRESS, 0)
+        idpsync_curl_setopt_pointer(h, CURLOPT_XFERINFODATA, unmanaged.toOpaque())
+        idpsync_curl_setopt_xferinfo(h) { user, _, _, _, _ in
+            guard let user else { return 0 }
+            return Unmanaged<Sink>.fromOpaque(user).takeUnretainedValue().shouldAbort() ? 1 : 0
         }
 
         idpsync_curl_setopt_pointer(h, CURLOPT_HEADERDATA, unmanaged.toOpaque())
@@ -139,7 +179,7 @@ public final class HTTPClient: @unchecked Sendable {
             let line = data.withMemoryRebound(to: UInt8.self, capacity: n) {
                 String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
             }
-            if let colon = line.firstIndex(of: ":") {
+            if let colon = line.firstIndex(of: ":"), sink.headers.count < HTTPClient.maxHeaders {
                 let name = line[..<colon].lowercased()
                 var value = Substring(line[line.index(after: colon)...])
                 while let c = value.first, c == " " || c == "\t" { value.removeFirst() }
@@ -158,6 +198,16 @@ public final class HTTPClient: @unchecked Sendable {
             return curl_easy_perform(h)
         }
         guard code == CURLE_OK else {
+            if sink.oversized || code == CURLE_FILESIZE_EXCEEDED {
+                var error = HTTPTransportError(
+                    description: "the response body is larger than \(options.maxBodyBytes >> 20) MiB once decoded; refused",
+                    code: Int(code.rawValue))
+                error.isOversized = true
+                throw error
+            }
+            if code == CURLE_ABORTED_BY_CALLBACK {
+                throw HTTPTransportError(description: "stopped by a signal", code: Int(code.rawValue))
+            }
             let detail = String(cString: errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             throw HTTPTransportError(description: text, code: Int(code.rawValue))

@@ -35,13 +35,29 @@ public struct RetryPolicy: Sendable {
         } else if let status {
             switch status {
             case 429:
-                if let retryAfter { return min(max(retryAfter, 0), maxRetryAfter) }
+                if let retryAfter, retryAfter.isFinite { return min(max(retryAfter, 0), maxRetryAfter) }
             case 502, 503, 504: break
             default: return nil
             }
         }
-        let ceiling = min(maxDelay, baseDelay * Double(1 << min(attempt - 1, 16)))
+        let ceiling = min(maxDelay, baseDelay * Double(1 << min(max(attempt - 1, 0), 16)))
+        guard ceiling.isFinite, ceiling > 0 else { return 0 }
         return Double.random(in: ceiling / 2...ceiling)
+    }
+
+    /// `Retry-After` as delay-seconds (RFC 9110 §10.2.3: 1*DIGIT), or nil for anything else (an
+    /// HTTP-date, `nan`, `-1`, `1e9`, garbage): the caller then backs off as for a 503.
+    public static func retryAfterSeconds(_ text: String?) -> Double? {
+        guard let text else { return nil }
+        let digits = text.utf8
+        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        return Double(Int(text) ?? 0)
+    }
+
+    /// Whole nanoseconds for a delay in seconds: non-finite or negative is 0, capped at one hour.
+    static func nanoseconds(_ seconds: Double) -> UInt64 {
+        guard seconds.isFinite, seconds > 0 else { return 0 }
+        return UInt64(min(seconds, 3600) * 1e9)
     }
 }
 
@@ -51,6 +67,19 @@ extension HTTPClient {
         public var attempt: Int
         public var reason: String
         public var delay: Double
+        /// The delay in whole milliseconds, for logs.
+        public var delayMilliseconds: Int { Int(RetryPolicy.nanoseconds(delay) / 1_000_000) }
+    }
+
+    /// Sleeps in short slices so a stop request ends the wait within a quarter second.
+    func pause(_ seconds: Double) async throws {
+        var left = RetryPolicy.nanoseconds(seconds)
+        while left > 0 {
+            if options.shouldAbort() { throw HTTPTransportError(description: "stopped by a signal", code: Int(CURLE_ABORTED_BY_CALLBACK.rawValue)) }
+            let slice = min(left, 250_000_000)
+            try await Task.sleep(nanoseconds: slice)
+            left -= slice
+        }
     }
 
     /// Sends with retries per `policy`. `repeatable`: the request may be sent twice without harm
@@ -64,21 +93,22 @@ extension HTTPClient {
             attempt += 1
             do {
                 let response = try await send(request)
-                let retryAfter = response.header("retry-after").flatMap(Double.init)
+                let retryAfter = RetryPolicy.retryAfterSeconds(response.header("retry-after"))
                 guard
                     let wait = policy.delay(
                         afterAttempt: attempt, status: response.status, retryAfter: retryAfter, transportCode: nil,
                         repeatable: repeatable)
                 else { return response }
                 onRetry(RetryNote(attempt: attempt, reason: "HTTP \(response.status)", delay: wait))
-                try await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                try await pause(wait)
             } catch let error as HTTPTransportError {
+                if error.isAborted || error.isOversized { throw error }
                 guard
                     let wait = policy.delay(
                         afterAttempt: attempt, status: nil, retryAfter: nil, transportCode: error.code, repeatable: repeatable)
                 else { throw error }
                 onRetry(RetryNote(attempt: attempt, reason: error.description, delay: wait))
-                try await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                try await pause(wait)
             }
         }
     }

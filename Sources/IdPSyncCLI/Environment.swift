@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SyncCore
 
 /// Process environment, host and clock: the only impure lookups of the CLI.
 enum Environment {
@@ -39,8 +40,12 @@ enum Environment {
 
 /// Writes to standard error without touching C's shared `stderr` stream.
 enum Console {
+    /// Every control character but the line breaks the caller wrote is escaped (TextEscape), so a
+    /// server's message cannot move the cursor or recolour the operator's terminal.
     static func error(_ text: String) {
-        var bytes = Array(text.utf8)
+        let safe = text.split(separator: "\n", omittingEmptySubsequences: false).map { TextEscape.visible(String($0)) }
+            .joined(separator: "\n")
+        var bytes = Array(safe.utf8)
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }

@@ -11,7 +11,7 @@ import Glibc
 struct Journal: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read the audit journal (one line per record).",
-        subcommands: [Show.self, Verify.self],
+        subcommands: [Show.self, Verify.self, Acknowledge.self, Rotate.self],
         defaultSubcommand: Show.self)
 
     /// Where the journal is: `--journal PATH`, or the config's `journal.path`.
@@ -92,7 +92,7 @@ struct Journal: ParsableCommand {
 
         func bound(_ text: String?, _ name: String) throws -> String? {
             guard let text else { return nil }
-            if let age = TimeFormat.parseDuration(text) { return TimeFormat.rfc3339(Environment.unixNow() - age) }
+            if let age = TimeFormat.parseDuration(text) { return TimeFormat.rfc3339(TimeFormat.subtracting(Environment.unixNow(), age)) }
             if let time = TimeFormat.parseRFC3339(text) { return TimeFormat.rfc3339(time) }
             throw ValidationError("\(name) '\(text)' is neither an RFC 3339 time, a date (2026-11-30) nor an age (2h, 7d)")
         }
@@ -103,29 +103,47 @@ struct Journal: ParsableCommand {
                 run: runID, since: try bound(since, "--since"), until: try bound(until, "--until"), consumer: consumer,
                 user: user, action: action, gateway: gateway)
             let reader = JournalReader(path: path)
+            var problems = ReadProblems()
             if runs {
-                try printRuns(reader, query)
+                do {
+                    try printRuns(reader, query, &problems)
+                } catch {
+                    Console.error("error: \(error)\n")
+                    throw ExitCode(1)
+                }
+                try finish(problems)
                 return
             }
             var printer = RecordPrinter(output: output)
             var offset: Int64 = 0
             do {
-                offset = try reader.read(query: query) { record, line in printer.print(record, line) }
+                offset = try reader.read(query: query, problems: &problems) { record, line in printer.print(record, line) }
             } catch {
                 Console.error("error: \(error)\n")
                 throw ExitCode(1)
             }
             printer.finish()
-            guard follow else { return }
+            guard follow else { return try finish(problems) }
+            if !problems.isEmpty { Console.error("warning: \(problems.warning)\n") }
             while true {
                 usleep(250_000)
-                offset = (try? reader.read(from: offset, query: query) { record, line in printer.print(record, line) })
+                var more = ReadProblems()
+                offset = (try? reader.read(from: offset, query: query, problems: &more) { record, line in printer.print(record, line) })
                     ?? offset
+                if !more.isEmpty { Console.error("warning: \(more.warning)\n") }
                 fflush(nil)
             }
         }
 
-        func printRuns(_ reader: JournalReader, _ query: JournalQuery) throws {
+        /// Garbled or edited records were shown or skipped: say so and exit 1, like `verify` would.
+        func finish(_ problems: ReadProblems) throws {
+            guard !problems.isEmpty else { return }
+            fflush(nil)
+            Console.error("warning: \(problems.warning)\n")
+            throw ExitCode(1)
+        }
+
+        func printRuns(_ reader: JournalReader, _ query: JournalQuery, _ problems: inout ReadProblems) throws {
             var runs: [String: RunSummary] = [:]
             var order: [String] = []
             var all = query
@@ -133,7 +151,7 @@ struct Journal: ParsableCommand {
             all.user = nil
             all.action = nil
             all.gateway = nil
-            try reader.read(query: all) { record, _ in
+            try reader.read(query: all, problems: &problems) { record, _ in
                 guard let id = record["run"]?.stringValue else { return }
                 if runs[id] == nil {
                     runs[id] = RunSummary(id: id)
@@ -182,12 +200,70 @@ struct Journal: ParsableCommand {
                 Console.error("error: \(error)\n")
                 throw ExitCode(1)
             }
-            for warning in result.warnings { print("warning: \(warning)") }
+            for warning in result.warnings { print("warning: \(warning)".escapedForTerminal) }
             if let problem = result.problem {
-                print("TAMPERED: \(path): \(problem)")
+                print("TAMPERED: \(path): \(problem)".escapedForTerminal)
                 throw ExitCode(1)
             }
-            print("ok: \(path): \(result.records) records, head \(result.lastSeq):\(result.lastHash)")
+            let files = result.files.count > 1 ? " in \(result.files.count) files" : ""
+            print("ok: \(path): \(result.records) records\(files), head \(result.lastSeq):\(result.lastHash)".escapedForTerminal)
+        }
+    }
+
+    struct Acknowledge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "After a run refused a journal that does not verify: keep it and start a new one.",
+            discussion: """
+                The old file is kept as <journal>.<UTC time>; the new journal's first record (journal-started) \
+                names it, its last verified seq:hash, what was wrong and your reason, so the decision is itself \
+                journaled. Look at the old file first (idp-sync journal verify).
+                """)
+
+        @OptionGroup var location: Location
+
+        @Option(name: .long, help: "Why this is acknowledged (who looked, what they found); journaled.")
+        var reason: String
+
+        func validate() throws {
+            if reason.allSatisfy(\.isWhitespace) { throw ValidationError("--reason must say who looked and what they found") }
+        }
+
+        func run() throws {
+            try Journal.startNewFile(path: try location.path(), acknowledging: reason)
+        }
+    }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Keep the journal under a new name and start a new file that continues its chain.",
+            discussion: """
+                Only a journal that verifies is rotated. Use this, never logrotate: the new file's first record \
+                (journal-started) names the old file and its last seq:hash, so 'journal verify' checks both.
+                """)
+
+        @OptionGroup var location: Location
+
+        func run() throws {
+            try Journal.startNewFile(path: try location.path(), acknowledging: nil)
+        }
+    }
+
+    static func startNewFile(path: String, acknowledging reason: String?) throws {
+        signal(SIGXFSZ, SIG_IGN)
+        let fields: [String: JSONValue] = [
+            "version": .string(IdPSync.version), "host": .string(Environment.hostname), "uid": .int(Int64(getuid())),
+        ]
+        do {
+            let outcome =
+                if let reason {
+                    try JournalArchive.acknowledge(path: path, reason: reason, fields: fields, now: Environment.unixNow())
+                } else {
+                    try JournalArchive.rotate(path: path, fields: fields, now: Environment.unixNow())
+                }
+            print("ok: kept the old journal as \(outcome.archived); \(path) starts at \(outcome.head)".escapedForTerminal)
+        } catch {
+            Console.error("error: \(error)\n")
+            throw ExitCode(1)
         }
     }
 }

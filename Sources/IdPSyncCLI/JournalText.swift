@@ -18,10 +18,10 @@ struct RecordPrinter {
             let run = record["run"]?.stringValue ?? "-"
             if run != currentRun {
                 if currentRun != nil { Swift.print("") }
-                Swift.print("── run \(run) " + String(repeating: "─", count: max(0, 60 - run.count)))
+                Swift.print("── run \(TextEscape.visible(run)) " + String(repeating: "─", count: max(0, 60 - run.count)))
                 currentRun = run
             }
-            Swift.print(Self.text(record))
+            Swift.print(TextEscape.visible(Self.text(record)))
         }
         first = false
     }
@@ -115,7 +115,7 @@ struct RunSummary {
             id.rightPadded(26), (started ?? "?").rightPadded(21), outcome.rightPadded(10),
             (exitCode.map { String($0) } ?? "-").leftPadded(4), (users.map { String($0) } ?? "-").leftPadded(6),
             String(applied).leftPadded(8), String(failed).leftPadded(6), note,
-        ].joined(separator: " ").trimmingTrailingSpaces
+        ].joined(separator: " ").trimmingTrailingSpaces.escapedForTerminal
     }
 
     var json: JSONValue {
@@ -129,6 +129,9 @@ struct RunSummary {
 }
 
 extension String {
+    /// Control characters escaped (TextEscape): for text printed to a terminal.
+    var escapedForTerminal: String { TextEscape.visible(self) }
+
     func leftPadded(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }

@@ -17,7 +17,8 @@ enum LiveAdapters {
                     url: ldap.url, bindDN: ldap.bindDN, bindPassword: ldap.bindPassword, baseDN: ldap.baseDN,
                     filter: ldap.filter, pageSize: ldap.pageSize, idAttribute: ldap.idAttribute,
                     usernameAttribute: ldap.usernameAttribute, disabledFilter: ldap.disabledFilter,
-                    timeoutSeconds: ldap.timeoutSeconds, caFile: ldap.caFile, startTLS: ldap.startTLS),
+                    timeoutSeconds: ldap.timeoutSeconds, caFile: ldap.caFile, startTLS: ldap.startTLS,
+                    readDeadlineSeconds: ldap.readDeadlineSeconds, shouldStop: { StopSignal.requested }),
                 logger: logger, progress: Progress.sink)
         case .scim(let scim):
             let auth: SCIMSettings.Auth
@@ -32,7 +33,8 @@ enum LiveAdapters {
                 settings: SCIMSettings(
                     url: scim.url, auth: auth, filter: scim.filter, pageSize: scim.pageSize, idAttribute: scim.idAttribute,
                     usernameAttribute: scim.usernameAttribute, timeoutSeconds: scim.timeoutSeconds, caFile: scim.caFile,
-                    retries: scim.retries),
+                    retries: scim.retries, readDeadlineSeconds: scim.readDeadlineSeconds,
+                    shouldStop: { StopSignal.requested }),
                 logger: logger, progress: Progress.sink)
         }
     }
@@ -44,7 +46,8 @@ enum LiveAdapters {
                     name: gateway.name, adminURL: gateway.adminURL, token: gateway.token,
                     selectTags: gateway.selectTags, timeoutSeconds: gateway.timeoutSeconds, caFile: gateway.caFile,
                     clientCert: gateway.clientCert, clientKey: gateway.clientKey, retries: gateway.retries,
-                    concurrency: gateway.concurrency),
+                    concurrency: gateway.concurrency, readDeadlineSeconds: gateway.readDeadlineSeconds,
+                    shouldStop: { StopSignal.requested }),
                 logger: logger, progress: Progress.sink)
         }
     }

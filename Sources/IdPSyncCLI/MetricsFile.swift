@@ -1,51 +1,45 @@
 import SyncConfig
 import SyncEngine
+import SyncJournal
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Writes the Prometheus textfile atomically: a temp file not ending in `.prom` in the same
-/// directory, fsynced, mode 0644 (node_exporter runs as another user), then renamed over the target.
+/// Writes the Prometheus textfile atomically: a temp file with a random name not ending in `.prom`,
+/// created exclusively in the same directory, fsynced, mode 0644 (node_exporter runs as another
+/// user), then renamed over the target. The directory is checked like the journal's (`SafeDirectory`):
+/// nobody but root and us may write it unless it is sticky, and no name is opened through a symlink.
 enum MetricsFile {
-    static func write(_ text: String, to path: String) throws {
-        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let tmp = (directory.isEmpty ? "." : directory) + "/.idp-sync-metrics.\(getpid()).tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw MetricsError("cannot write \(tmp): \(String(cString: strerror(errno)))") }
-        fchmod(fd, 0o644)
-        let bytes = Array(text.utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                unlink(tmp)
-                throw MetricsError("cannot write \(tmp): \(reason)")
-            }
-            written += n
+    static func directory(for path: String) throws -> (SafeDirectory, String) {
+        let (directory, name) = SafeDirectory.split(path)
+        do {
+            return (try SafeDirectory(directory, role: "metrics directory"), name)
+        } catch {
+            throw MetricsError("\(error)")
         }
-        fsync(fd)
-        close(fd)
-        guard rename(tmp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw MetricsError("cannot rename \(tmp) to \(path): \(reason)")
+    }
+
+    static func write(_ text: String, to path: String) throws {
+        let (directory, name) = try directory(for: path)
+        do {
+            try directory.replace(name, with: Array(text.utf8), mode: 0o644, sync: true)
+        } catch {
+            throw MetricsError("\(error)")
         }
     }
 
     /// Renders and writes the metrics of one run; failures are logged, never fatal.
     static func record(_ report: RunReport, config: SyncConfiguration, startedAt: Double) -> String? {
         guard let path = config.metricsTextfilePath else { return nil }
-        let previous = ConfigLoader.readTextFile(path).flatMap {
-            RunMetrics.value(of: "idp_sync_last_success_timestamp_seconds", in: $0)
-        }
-        let text = RunMetrics.render(
-            report: report, startedAt: startedAt, finishedAt: Environment.now(), previousLastSuccess: previous)
         do {
-            try write(text, to: path)
+            let (directory, name) = try directory(for: path)
+            let previous = (try? directory.read(name, limit: 1 << 20)).flatMap { $0 }.flatMap {
+                RunMetrics.value(of: "idp_sync_last_success_timestamp_seconds", in: String(decoding: $0, as: UTF8.self))
+            }
+            let text = RunMetrics.render(
+                report: report, startedAt: startedAt, finishedAt: Environment.now(), previousLastSuccess: previous)
+            try directory.replace(name, with: Array(text.utf8), mode: 0o644, sync: true)
             return nil
         } catch {
             return "\(error)"

@@ -35,7 +35,7 @@ struct StderrLogHandler: LogHandler {
         switch format {
         case .logfmt:
             line = "time=\(time) level=\(event.level) msg=\(Self.quote("\(event.message)"))"
-            for key in merged.keys.sorted() { line += " \(key)=\(Self.quote("\(merged[key]!)"))" }
+            for key in merged.keys.sorted() { line += " \(TextEscape.visible(key))=\(Self.quote("\(merged[key]!)"))" }
         case .json:
             var object: [String: JSONValue] = [
                 "time": .string(time), "level": .string("\(event.level)"), "msg": .string("\(event.message)"),
@@ -43,26 +43,16 @@ struct StderrLogHandler: LogHandler {
             for (key, value) in merged { object[key] = .string("\(value)") }
             line = JSONValue.object(object).canonical
         case .text:
-            line = "\(time) \(String(describing: event.level).uppercased()) \(event.message)"
-            for key in merged.keys.sorted() where key != "sync.run" { line += " \(key)=\(Self.quote("\(merged[key]!)"))" }
+            line = "\(time) \(String(describing: event.level).uppercased()) \(TextEscape.visible("\(event.message)"))"
+            for key in merged.keys.sorted() where key != "sync.run" {
+                line += " \(TextEscape.visible(key))=\(Self.quote("\(merged[key]!)"))"
+            }
         }
         Console.error((Progress.isTerminal ? "\r\u{1B}[K" : "") + line + "\n")
     }
 
-    static func quote(_ value: String) -> String {
-        let needs = value.isEmpty || value.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }
-        guard needs else { return value }
-        var out = "\""
-        for c in value {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.append(c)
-            }
-        }
-        return out + "\""
-    }
+    /// logfmt quoting through the one escaper: no control character (CR LF included) reaches the line.
+    static func quote(_ value: String) -> String { TextEscape.logfmt(value) }
 }
 
 enum LogFormat: String, ExpressibleByArgument, CaseIterable {

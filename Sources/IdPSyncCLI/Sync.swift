@@ -65,10 +65,19 @@ struct Sync: AsyncParsableCommand {
         ]
         do {
             if dryRun {
-                lastGoodUsers = try JournalScan.scan(path: config.journalPath, repairTornTail: false).lastGoodUsers
+                let scan = try JournalScan.scan(path: config.journalPath)
+                lastGoodUsers = scan.lastGoodUsers
+                if let problem = scan.problem {
+                    logger.warning(
+                        "the journal does not chain; a real run would refuse",
+                        metadata: ["journal.problem": "\(problem)"])
+                }
             } else {
                 lock = try JournalLock(journalPath: config.journalPath)
                 let file = try JournalFile(path: config.journalPath)
+                if let fixed = file.modeFixed {
+                    logger.warning("journal mode fixed", metadata: ["journal.mode": "\(fixed)"])
+                }
                 if let repaired = file.repaired {
                     startFields["repaired"] = .string(repaired)
                     logger.warning("journal repaired", metadata: ["journal.repaired": "\(repaired)"])

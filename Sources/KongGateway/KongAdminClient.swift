@@ -26,7 +26,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         self.progress = progress
         let options = HTTPClientOptions(
             timeoutSeconds: settings.timeoutSeconds, caFile: settings.caFile, clientCert: settings.clientCert,
-            clientKey: settings.clientKey)
+            clientKey: settings.clientKey, shouldAbort: settings.shouldStop)
         self.pool = (0..<max(1, settings.concurrency)).map { _ in HTTPClient(options: options) }
         var base = settings.adminURL
         while base.hasSuffix("/") { base.removeLast() }
@@ -62,10 +62,12 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
                     metadata: [
                         "sync.gateway": "\(gateway)", "http.method": "\(method)", "http.path": "\(shownPath)",
                         "http.attempt": "\(note.attempt)", "http.reason": "\(note.reason)",
-                        "http.retry_in": "\(Int(note.delay * 1000))ms",
+                        "http.retry_in": "\(note.delayMilliseconds)ms",
                     ])
             }
         } catch let error as HTTPTransportError {
+            if error.isAborted { throw GatewayError("gateway \(name): \(method) \(shownPath): stopped by a signal") }
+            if error.isOversized { throw GatewayError("gateway \(name): \(method) \(shownPath): \(error.description)") }
             throw GatewayError(
                 "gateway \(name): \(method) \(base)\(shownPath): \(error.description); check admin_url, the network and ca_file",
                 timedOut: error.isTimeout)
@@ -73,8 +75,11 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         logger.debug(
             "kong request", metadata: ["sync.gateway": "\(name)", "http.method": "\(method)", "http.path": "\(Self.pathOnly(path))", "http.status": "\(response.status)"])
         if response.status == 401 || response.status == 403 {
+            // The body is not quoted: a server or proxy may echo the token it refused.
+            let what = response.status == 401 ? "unauthorized" : "forbidden"
+            let hint = settings.token == nil ? "no token is configured (token_file)" : "check token_file / Kong-Admin-Token"
             throw GatewayError(
-                "gateway \(name): \(method) \(Self.pathOnly(path)) answered \(response.status) (\(Wire.errorMessage(response.body))); check token_file / Kong-Admin-Token",
+                "gateway \(name): \(method) \(Self.pathOnly(path)) answered \(response.status) (\(what)); \(hint)",
                 status: response.status)
         }
         return Answer(status: response.status, body: response.body)
@@ -82,12 +87,12 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
 
     func failure(_ method: String, _ path: String, _ answer: Answer) -> GatewayError {
         GatewayError(
-            "gateway \(name): \(method) \(Self.pathOnly(path)) answered \(answer.status): \(Wire.errorMessage(answer.body))",
+            "gateway \(name): \(method) \(Self.pathOnly(path)) answered \(answer.status): \(Wire.errorMessage(answer.body, secret: settings.token))",
             status: answer.status)
     }
 
     static func pathOnly(_ path: String) -> String {
-        path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        TextEscape.bounded(path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path, limit: 300)
     }
 
     func json(_ method: String, _ path: String, _ answer: Answer) throws -> JSONValue {
@@ -98,13 +103,32 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         }
     }
 
-    /// Every page of a collection, by `offset`.
-    func list(_ path: String, query: [(String, String)]) async throws -> [JSONValue] {
+    /// The most pages a listing may take beyond what its items need: a server that hands out
+    /// fresh offsets with empty or short pages is stopped after this many.
+    static let pageSlack = 10
+    /// The most items one listing may return (memory bound; far above any real Kong estate).
+    static let maxItems = 20_000_000
+
+    /// Every page of a collection, by `offset`. Bounded (product.md §9): a repeated offset is an
+    /// error at once; pages beyond ⌈items / size⌉ + `pageSlack` (a server handing out fresh offsets
+    /// with empty pages), more than `maxItems` items, or `read_deadline` for the whole listing stop it.
+    /// `check` sees each item as it arrives and may reject the page.
+    func list(_ path: String, query: [(String, String)], check: ((JSONValue) throws -> Void)? = nil) async throws
+        -> [JSONValue]
+    {
+        let pageSize = 1000
         var items: [JSONValue] = []
         var offset: String? = nil
+        var seenOffsets: Set<String> = []
         var pages = 0
+        let deadline = ContinuousClock.now + .seconds(settings.readDeadlineSeconds)
         repeat {
-            var q = query + [("size", "1000")]
+            if settings.shouldStop() { throw GatewayError("gateway \(name): GET \(path): stopped by a signal") }
+            if ContinuousClock.now > deadline {
+                throw GatewayError(
+                    "gateway \(name): GET \(path) did not finish within read_deadline \(TimeFormat.duration(Int64(settings.readDeadlineSeconds))) (\(pages) pages, \(items.count) items); the listing is incomplete")
+            }
+            var q = query + [("size", String(pageSize))]
             if let offset { q.append(("offset", offset)) }
             let full = path + "?" + q.map { "\($0.0)=\(URLEncoding.component($0.1))" }.joined(separator: "&")
             let answer = try await request("GET", full)
@@ -113,11 +137,29 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             guard let data = page["data"]?.arrayValue else {
                 throw GatewayError("gateway \(name): GET \(path) answered without a data array")
             }
+            if let check { for item in data { try check(item) } }
             items += data
             if path == "/consumers" { progress?("gateway \(name): \(items.count) consumers") }
-            offset = page["offset"]?.stringValue
             pages += 1
-            if pages > 1_000_000 { throw GatewayError("gateway \(name): GET \(path) never stopped paging") }
+            switch page["offset"] {
+            case .string(let next)?:
+                guard seenOffsets.insert(next).inserted else {
+                    throw GatewayError(
+                        "gateway \(name): GET \(path) answered an offset it had already given (page \(pages)); the listing would never end")
+                }
+                offset = next
+            case nil, .null?:
+                offset = nil
+            default:
+                throw GatewayError("gateway \(name): GET \(path) answered an offset that is not a string (page \(pages))")
+            }
+            if offset != nil && pages > items.count / pageSize + Self.pageSlack {
+                throw GatewayError(
+                    "gateway \(name): GET \(path) keeps paging: \(pages) pages for \(items.count) items; the listing is incomplete")
+            }
+            if items.count > Self.maxItems {
+                throw GatewayError("gateway \(name): GET \(path) returned more than \(Self.maxItems) items; refusing to read on")
+            }
         } while offset != nil
         return items
     }
@@ -137,7 +179,16 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             throw GatewayError(
                 "gateway \(name) at \(base) is DB-less (database: off) and cannot be written; point admin_url at a database-backed Kong node")
         }
-        async let consumerItems = list("/consumers", query: [("tags", settings.selectTags.joined(separator: ","))])
+        // Scope is checked on every consumer read, not only asked of the server (product.md §4.3):
+        // a Kong or proxy that ignores `?tags=` must not get unmanaged consumers flagged.
+        let selectTags = settings.selectTags, gatewayName = name
+        async let consumerItems = list("/consumers", query: [("tags", selectTags.joined(separator: ","))]) { item in
+            if !Wire.isManaged(item, selectTags: selectTags) {
+                let id = TextEscape.bounded(item["id"]?.stringValue ?? "?", limit: 64)
+                throw GatewayError(
+                    "gateway \(gatewayName): GET /consumers?tags=\(selectTags.joined(separator: ",")) returned consumer \(id), which lacks a select_tags tag: the server did not apply the tag filter, so this read cannot be trusted")
+            }
+        }
         let pluginItems = try await list("/plugins", query: [("tags", Marks.pluginTag)])
         var consumers: [Consumer] = []
         for item in try await consumerItems {
@@ -164,15 +215,27 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         return result
     }
 
+    /// The consumer as it is now, checked to be in scope: one that lost a `select_tags` tag since
+    /// the plan is not ours to write (the write fails, journaled).
     public func readConsumer(_ id: ConsumerID) async throws -> Consumer? {
+        guard let (consumer, json) = try await fetchConsumer(id) else { return nil }
+        guard Wire.isManaged(json, selectTags: settings.selectTags) else {
+            throw GatewayError(
+                "gateway \(name): consumer \(id) no longer carries every select_tags tag (\(settings.selectTags.joined(separator: ","))); not touched")
+        }
+        return consumer
+    }
+
+    func fetchConsumer(_ id: ConsumerID) async throws -> (Consumer, JSONValue)? {
         let path = "/consumers/\(URLEncoding.component(id.rawValue))"
         let answer = try await request("GET", path)
         if answer.status == 404 { return nil }
         guard answer.status == 200 else { throw failure("GET", path, answer) }
-        guard let consumer = Wire.consumer(try json("GET", path, answer)) else {
+        let body = try json("GET", path, answer)
+        guard let consumer = Wire.consumer(body) else {
             throw GatewayError("gateway \(name): GET \(path) answered without an id")
         }
-        return consumer
+        return (consumer, body)
     }
 
     public func setTags(_ id: ConsumerID, _ tags: [String]) async throws -> Consumer {
@@ -182,7 +245,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             answer = try await request("PATCH", path, body: ["tags": JSONValue(tags)])
         } catch let error as GatewayError where error.timedOut {
             // The PATCH may have landed: read the consumer again before sending it a second time.
-            if let now = try await readConsumer(id), now.tagList == tags { return now }
+            if let (now, _) = try await fetchConsumer(id), now.tagList == tags { return now }
             answer = try await request("PATCH", path, body: ["tags": JSONValue(tags)])
         }
         guard answer.status == 200 else { throw failure("PATCH", path, answer) }
@@ -257,7 +320,7 @@ final class Counter: @unchecked Sendable {
 extension KongAdminClient {
     /// A consumer by id, username or custom_id (for `explain`).
     public func findConsumer(_ name: String) async throws -> Consumer? {
-        if let consumer = try await readConsumer(ConsumerID(name)) { return consumer }
+        if let (consumer, _) = try await fetchConsumer(ConsumerID(name)) { return consumer }
         let path = "/consumers?custom_id=\(URLEncoding.component(name))"
         let answer = try await request("GET", path)
         guard answer.status == 200 else { throw failure("GET", path, answer) }

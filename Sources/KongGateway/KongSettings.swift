@@ -15,12 +15,18 @@ public struct KongSettings: Sendable {
     public var retries: Int
     /// Writes in flight at once; each has its own kept-alive connection.
     public var concurrency: Int
+    /// Bounds one whole listing (all pages of consumers, plugins or keys).
+    public var readDeadlineSeconds: Int
+    /// True after SIGTERM: requests in flight are aborted and no new one starts.
+    public var shouldStop: @Sendable () -> Bool
 
     public init(
         name: String, adminURL: String, token: String? = nil, selectTags: [String], timeoutSeconds: Int = 30,
         caFile: String? = nil, clientCert: String? = nil, clientKey: String? = nil, retries: Int = 3,
-        concurrency: Int = 8
+        concurrency: Int = 8, readDeadlineSeconds: Int = 900, shouldStop: @escaping @Sendable () -> Bool = { false }
     ) {
+        self.readDeadlineSeconds = readDeadlineSeconds
+        self.shouldStop = shouldStop
         self.retries = retries
         self.concurrency = max(1, concurrency)
         self.name = name

@@ -29,12 +29,36 @@ enum Wire {
         return KeyRef(id: KeyID(id), fingerprint: KeyFingerprint.of(value))
     }
 
-    /// Kong's two error shapes (§10) as one line: the DAO `message`, or the plain `message`.
-    static func errorMessage(_ body: [UInt8]) -> String {
+    /// True when the consumer carries every tag of `select_tags`.
+    static func isManaged(_ json: JSONValue, selectTags: [String]) -> Bool {
+        let tags = json["tags"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        return selectTags.allSatisfy(tags.contains)
+    }
+
+    /// Kong's two error shapes (§10) as one line: the DAO `message`, or the plain `message`;
+    /// bounded, control characters escaped, and any copy of `secret` (an echoed token) masked.
+    static func errorMessage(_ body: [UInt8], secret: String? = nil) -> String {
         guard let json = try? JSONParser.parse(body), let message = json["message"]?.stringValue else {
             return body.isEmpty ? "empty body" : "a non-JSON body"
         }
-        if let name = json["name"]?.stringValue { return "\(name): \(message)" }
-        return message
+        var text = message
+        if let name = json["name"]?.stringValue { text = "\(name): \(message)" }
+        if let secret, !secret.isEmpty { text = text.replacingAll(secret, with: "[redacted]") }
+        return TextEscape.bounded(text, limit: 200)
+    }
+}
+
+extension String {
+    /// Every occurrence of `needle` replaced (no Foundation).
+    func replacingAll(_ needle: String, with replacement: String) -> String {
+        guard !needle.isEmpty else { return self }
+        var out = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: needle) {
+            out += rest[..<range.lowerBound]
+            out += replacement
+            rest = rest[range.upperBound...]
+        }
+        return out + rest
     }
 }

@@ -51,6 +51,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
 
     /// `progress` gets a line per page (pages, users) when the caller shows progress.
     public init(settings: LDAPSettings, logger: Logger, progress: (@Sendable (String) -> Void)? = nil) {
+        _ = Connection.ignoreOutsideConfiguration
         self.settings = settings
         self.logger = logger
         self.progress = progress
@@ -136,7 +137,24 @@ final class Connection {
     let settings: LDAPSettings
     private var ld: OpaquePointer?
 
+    /// The system CA bundle used for ldaps/StartTLS when the config has no `ca_file`.
+    static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
+
+    /// libldap reads `ldaprc`/`.ldaprc` in the working directory, `$HOME`, `LDAPRC`, `LDAPCONF` and
+    /// every `LDAP*` variable (LDAPTLS_REQCERT=never!) at its first call. `LDAPNOINIT` turns all of
+    /// that off, so only the config file decides; set before any libldap call, on one thread.
+    /// The variable is removed again once libldap has initialised, so programs we might start
+    /// (and the tests' ldapsearch) do not inherit it.
+    static let ignoreOutsideConfiguration: Void = {
+        let had = getenv("LDAPNOINIT") != nil
+        setenv("LDAPNOINIT", "1", 1)
+        var version: Int32 = 0
+        _ = ldap_get_option(nil, LDAP_OPT_PROTOCOL_VERSION, &version)  // libldap's one-time initialisation
+        if !had { unsetenv("LDAPNOINIT") }
+    }()
+
     init(settings: LDAPSettings) throws {
+        _ = Self.ignoreOutsideConfiguration
         self.settings = settings
         var handle: OpaquePointer? = nil
         let rc = ldap_initialize(&handle, settings.url)
@@ -148,12 +166,14 @@ final class Connection {
         idpsync_ldap_set_timeval(handle, LDAP_OPT_NETWORK_TIMEOUT, settings.timeoutSeconds)
         idpsync_ldap_set_timeval(handle, LDAP_OPT_TIMEOUT, settings.timeoutSeconds)
         idpsync_ldap_set_off(handle, LDAP_OPT_REFERRALS)
-        if let ca = settings.caFile {
-            idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, LDAP_OPT_X_TLS_DEMAND)
-            idpsync_ldap_set_string(handle, LDAP_OPT_X_TLS_CACERTFILE, ca)
-            // libldap ignores a per-handle CA file until a new TLS context is made.
-            idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_NEWCTX, 0)
-        }
+        // Every TLS option we rely on is set here, on every connection: certificate checks on, the
+        // configured CA (or the system bundle, which /etc/ldap/ldap.conf would have named), TLS 1.2+.
+        idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, LDAP_OPT_X_TLS_DEMAND)
+        idpsync_ldap_set_string(handle, LDAP_OPT_X_TLS_CACERTFILE, settings.caFile ?? Self.systemCABundle)
+        idpsync_ldap_clear_string(handle, LDAP_OPT_X_TLS_CACERTDIR)
+        idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_PROTOCOL_MIN, 0x303)  // LDAP_OPT_X_TLS_PROTOCOL_TLS1_2 ((3 << 8) + 3)
+        // libldap ignores per-handle TLS options until a new TLS context is made.
+        idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_NEWCTX, 0)
         if settings.startTLS {
             let rc = ldap_start_tls_s(handle, nil, nil)
             guard rc == LDAP_SUCCESS else { throw error(rc, "StartTLS failed; check ca_file and the certificate's name") }
@@ -190,7 +210,7 @@ final class Connection {
         if let ld, let diagnostic = idpsync_ldap_diagnostic(ld) {
             let message = String(cString: diagnostic)
             ldap_memfree(diagnostic)
-            if !message.isEmpty { text += ": \(message)" }
+            if !message.isEmpty { text += ": \(TextEscape.bounded(message))" }
         }
         return SourceError(text)
     }
@@ -206,7 +226,9 @@ final class Connection {
         var cookieOwned = false
         defer { if cookieOwned { ber_memfree(cookie.bv_val) } }
         var page = 0
-        var emptyPagesInARow = 0
+        var entries = 0
+        var seenCookies: Set<[UInt8]> = []
+        let deadline = ContinuousClock.now + .seconds(settings.readDeadlineSeconds)
         var cAttributes: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0) } + [nil]
         defer { for p in cAttributes { free(p) } }
         repeat {
@@ -225,15 +247,28 @@ final class Connection {
 
             var finished = false
             var entriesOnPage = 0
+            var lastAnswer = ContinuousClock.now
             while !finished {
                 var message: OpaquePointer? = nil
-                var wait = timeval(tv_sec: settings.timeoutSeconds, tv_usec: 0)
+                // Wait in half-second slices: a stop request or the deadline ends the read promptly;
+                // `timeout` still bounds the silence between two messages.
+                var wait = timeval(tv_sec: 0, tv_usec: 500_000)
                 let type = ldap_result(ld, msgid, LDAP_MSG_ONE, &wait, &message)
                 if type == 0 {
+                    if settings.shouldStop() {
+                        ldap_abandon_ext(ld, msgid, nil, nil)
+                        throw SourceError("LDAP \(settings.url): stopped by a signal during the read")
+                    }
+                    if ContinuousClock.now > deadline {
+                        ldap_abandon_ext(ld, msgid, nil, nil)
+                        throw deadlineError(page: page, entries: entries)
+                    }
+                    if ContinuousClock.now - lastAnswer < .seconds(settings.timeoutSeconds) { continue }
                     ldap_abandon_ext(ld, msgid, nil, nil)
                     throw SourceError(
                         "LDAP \(settings.url): no answer within \(settings.timeoutSeconds)s on page \(page) of \(settings.baseDN); the directory is not trustworthy this run")
                 }
+                lastAnswer = ContinuousClock.now
                 guard type > 0, let message else {
                     throw error(idpsync_ldap_result_code(ld), "search of \(settings.baseDN) failed on page \(page)")
                 }
@@ -241,6 +276,11 @@ final class Connection {
                 switch UInt(type) {
                 case UInt(LDAP_RES_SEARCH_ENTRY):
                     entriesOnPage += 1
+                    entries += 1
+                    if entries > Self.maxEntries {
+                        throw SourceError(
+                            "LDAP \(settings.url): more than \(Self.maxEntries) entries under \(settings.baseDN); refusing to read on")
+                    }
                     try handleEntry(ld, message, attributes: attributes, entry: entry)
                 case UInt(LDAP_RES_SEARCH_REFERENCE):
                     throw SourceError(
@@ -253,12 +293,35 @@ final class Connection {
                 }
             }
             pageDone?(page)
-            emptyPagesInARow = entriesOnPage == 0 ? emptyPagesInARow + 1 : 0
-            if emptyPagesInARow >= 10 && cookie.bv_len > 0 {
-                throw SourceError(
-                    "LDAP \(settings.url): 10 empty pages in a row and the paging cookie never empties; the directory is not trustworthy this run")
+            if cookie.bv_len > 0 {
+                // Bounded paging (product.md §9): a cookie seen before would loop for ever; a server
+                // that hands out fresh cookies must bring entries with them (at most `pageSlack`
+                // pages beyond one entry each), and the whole read has `read_deadline`.
+                let bytes = Array(UnsafeRawBufferPointer(start: cookie.bv_val, count: Int(cookie.bv_len)))
+                // 389-ds hands out the same cookie (its paged-results slot) on every page, so a repeat
+                // alone is normal; a repeat that brought no entry would loop for ever.
+                if !seenCookies.insert(bytes).inserted && entriesOnPage == 0 {
+                    throw SourceError(
+                        "LDAP \(settings.url): page \(page) brought no entry and a paging cookie it had already given; the read would never end, so the directory is not trustworthy this run")
+                }
+                if page > entries + Self.pageSlack {
+                    throw SourceError(
+                        "LDAP \(settings.url): \(page) pages for \(entries) entries and the paging cookie never empties; the directory is not trustworthy this run")
+                }
+                if ContinuousClock.now > deadline { throw deadlineError(page: page, entries: entries) }
+                if settings.shouldStop() { throw SourceError("LDAP \(settings.url): stopped by a signal during the read") }
             }
         } while cookie.bv_len > 0
+    }
+
+    /// Pages a read may take beyond one entry per page.
+    static let pageSlack = 10
+    /// The most entries one read accepts (memory bound; far above any real directory).
+    static let maxEntries = 20_000_000
+
+    func deadlineError(page: Int, entries: Int) -> SourceError {
+        SourceError(
+            "LDAP \(settings.url): the read of \(settings.baseDN) did not finish within read_deadline \(TimeFormat.duration(Int64(settings.readDeadlineSeconds))) (\(page) pages, \(entries) entries); the directory is not trustworthy this run")
     }
 
     private func handleEntry(
@@ -267,7 +330,7 @@ final class Connection {
     ) throws {
         var dn = "?"
         if let raw = ldap_get_dn(ld, message) {
-            dn = String(cString: raw)
+            dn = TextEscape.bounded(String(cString: raw), limit: 512)
             ldap_memfree(raw)
         }
         var values: [String: [[UInt8]]] = [:]
@@ -306,7 +369,7 @@ final class Connection {
             if let controls { ldap_controls_free(controls) }
         }
         guard rc == LDAP_SUCCESS else { throw error(rc, "cannot parse the result of page \(page)") }
-        let serverText = text.map { String(cString: $0) } ?? ""
+        let serverText = TextEscape.bounded(text.map { String(cString: $0) } ?? "")
         guard code == LDAP_SUCCESS else {
             var detail = "page \(page) of \(settings.baseDN) ended with result \(code) (\(String(cString: ldap_err2string(code))))"
             if !serverText.isEmpty { detail += ": \(serverText)" }

@@ -13,13 +13,20 @@ public struct LDAPSettings: Sendable {
     public var timeoutSeconds: Int
     public var caFile: String?
     public var startTLS: Bool
+    /// Bounds the whole paged read.
+    public var readDeadlineSeconds: Int
+    /// True after SIGTERM: the read stops within half a second.
+    public var shouldStop: @Sendable () -> Bool
 
     public init(
         url: String, bindDN: String?, bindPassword: String?, baseDN: String,
         filter: String = "(objectClass=inetOrgPerson)", pageSize: Int = 500, idAttribute: String = "entryUUID",
         usernameAttribute: String = "uid", disabledFilter: String? = nil, timeoutSeconds: Int = 30,
-        caFile: String? = nil, startTLS: Bool = false
+        caFile: String? = nil, startTLS: Bool = false, readDeadlineSeconds: Int = 900,
+        shouldStop: @escaping @Sendable () -> Bool = { false }
     ) {
+        self.readDeadlineSeconds = readDeadlineSeconds
+        self.shouldStop = shouldStop
         self.url = url
         self.bindDN = bindDN
         self.bindPassword = bindPassword

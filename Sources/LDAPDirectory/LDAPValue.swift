@@ -28,18 +28,19 @@ enum LDAPValue {
 }
 
 extension LDAPValue {
-    /// RFC 4515 escaping of a value inside a filter.
+    /// RFC 4515 escaping of a value inside a filter. Works on the UTF-8 bytes and keeps them as
+    /// they are (a filter is UTF-8), so `zoë` stays `zoë` and is not re-encoded byte by byte.
     static func escapeFilter(_ value: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        let hex = Array("0123456789abcdef".utf8)
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "*"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "\\"), 0:
-                let hex = Array("0123456789abcdef")
-                out += "\\" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0x0F)])
+                out += [UInt8(ascii: "\\"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
             default:
-                out.unicodeScalars.append(Unicode.Scalar(byte))
+                out.append(byte)
             }
         }
-        return String(decoding: Array(out.utf8), as: UTF8.self)
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -20,7 +20,9 @@ public final class SCIMDirectorySource: DirectorySource, @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         self.progress = progress
-        self.http = HTTPClient(options: HTTPClientOptions(timeoutSeconds: settings.timeoutSeconds, caFile: settings.caFile))
+        self.http = HTTPClient(
+            options: HTTPClientOptions(
+                timeoutSeconds: settings.timeoutSeconds, caFile: settings.caFile, shouldAbort: settings.shouldStop))
     }
 
     var usersURL: String {
@@ -62,11 +64,17 @@ public final class SCIMDirectorySource: DirectorySource, @unchecked Sendable {
         var startIndex = 1
         var total: Int? = nil
         var pages = 0
+        let deadline = ContinuousClock.now + .seconds(settings.readDeadlineSeconds)
         while true {
+            if settings.shouldStop() { throw SourceError("SCIM \(usersURL): stopped by a signal during the read") }
+            if ContinuousClock.now > deadline {
+                throw SourceError(
+                    "SCIM \(usersURL): the listing did not finish within read_deadline \(TimeFormat.duration(Int64(settings.readDeadlineSeconds))) (\(pages) pages, \(users.count) users); the directory is not trustworthy this run")
+            }
             let page = try await fetch(startIndex: startIndex, count: settings.pageSize)
             pages += 1
-            guard let pageTotal = page["totalResults"]?.intValue.map(Int.init) else {
-                throw SourceError("SCIM \(usersURL): page \(pages) has no totalResults; the directory is not trustworthy this run")
+            guard let pageTotal = page["totalResults"]?.intValue.map(Int.init), pageTotal >= 0, pageTotal <= 100_000_000 else {
+                throw SourceError("SCIM \(usersURL): page \(pages) has no valid totalResults (an integer from 0 to 100000000); the directory is not trustworthy this run")
             }
             if let total, total != pageTotal { throw TotalChanged(before: total, now: pageTotal) }
             total = pageTotal
@@ -86,14 +94,13 @@ public final class SCIMDirectorySource: DirectorySource, @unchecked Sendable {
                 let user = try map(resource, page: pages)
                 let key = MatchKey.normalize(user.id.rawValue, as: .id)
                 guard seen.insert(key).inserted else {
-                    throw SourceError("SCIM \(usersURL): user id \(user.id) appears twice (page \(pages))")
+                    throw SourceError("SCIM \(usersURL): user id \(TextEscape.bounded(user.id.rawValue, limit: 64)) appears twice (page \(pages))")
                 }
                 users.append(user)
             }
             progress?("directory: page \(pages), \(users.count) of \(pageTotal) users")
             if users.count >= pageTotal { break }
             startIndex += resources.count
-            if pages > 10_000_000 { throw SourceError("SCIM \(usersURL): never stopped paging") }
         }
         guard users.count == total else {
             throw SourceError(
@@ -104,7 +111,7 @@ public final class SCIMDirectorySource: DirectorySource, @unchecked Sendable {
 
     private func map(_ resource: JSONValue, page: Int) throws -> DirectoryUser {
         guard let id = resource[settings.idAttribute]?.stringValue, !id.isEmpty else {
-            let internalID = resource["id"]?.stringValue ?? "?"
+            let internalID = TextEscape.bounded(resource["id"]?.stringValue ?? "?", limit: 64)
             throw SourceError(
                 "SCIM \(usersURL): user \(internalID) on page \(page) has no \(settings.idAttribute); check id_attribute")
         }
@@ -142,10 +149,12 @@ public final class SCIMDirectorySource: DirectorySource, @unchecked Sendable {
                     "scim request retried",
                     metadata: [
                         "scim.start_index": "\(startIndex)", "http.attempt": "\(note.attempt)", "http.reason": "\(note.reason)",
-                        "http.retry_in": "\(Int(note.delay * 1000))ms",
+                        "http.retry_in": "\(note.delayMilliseconds)ms",
                     ])
             }
         } catch let error as HTTPTransportError {
+            if error.isAborted { throw SourceError("SCIM \(usersURL): stopped by a signal during the read") }
+            if error.isOversized { throw SourceError("SCIM \(usersURL): \(error.description)") }
             throw SourceError("SCIM \(usersURL): \(error.description); check url, the network and ca_file")
         }
         logger.debug("scim page", metadata: ["scim.start_index": "\(startIndex)", "http.status": "\(response.status)"])

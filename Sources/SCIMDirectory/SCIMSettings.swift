@@ -21,11 +21,18 @@ public struct SCIMSettings: Sendable {
     public var caFile: String?
     /// Extra attempts per page on connection errors, timeouts, 429 and 502–504.
     public var retries: Int
+    /// Bounds the whole listing.
+    public var readDeadlineSeconds: Int
+    /// True after SIGTERM: the read stops at once.
+    public var shouldStop: @Sendable () -> Bool
 
     public init(
         url: String, auth: Auth = .none, filter: String? = nil, pageSize: Int = 100, idAttribute: String = "id",
-        usernameAttribute: String = "userName", timeoutSeconds: Int = 30, caFile: String? = nil, retries: Int = 3
+        usernameAttribute: String = "userName", timeoutSeconds: Int = 30, caFile: String? = nil, retries: Int = 3,
+        readDeadlineSeconds: Int = 900, shouldStop: @escaping @Sendable () -> Bool = { false }
     ) {
+        self.readDeadlineSeconds = readDeadlineSeconds
+        self.shouldStop = shouldStop
         self.retries = retries
         self.url = url
         self.auth = auth

@@ -10,13 +10,14 @@ public struct ConfigLoader {
     /// Environment for `${VAR}`; injectable for tests.
     public var environment: [String: String]
     /// Reads `*_file` secrets; injectable for tests.
-    public var readFile: (String) -> String?
+    public var readFile: (String) -> Result<String, ReadProblem>
     /// False for commands that only read the journal: secret keys are then neither expanded nor read,
     /// so `journal` works without `$CREDENTIALS_DIRECTORY` or read access to the credentials.
     public var readSecrets: Bool
 
     public init(
-        environment: [String: String], readFile: @escaping (String) -> String? = ConfigLoader.readTextFile,
+        environment: [String: String],
+        readFile: @escaping (String) -> Result<String, ReadProblem> = { ConfigLoader.readText($0, limit: 65536) },
         readSecrets: Bool = true
     ) {
         self.environment = environment
@@ -24,25 +25,57 @@ public struct ConfigLoader {
         self.readSecrets = readSecrets
     }
 
-    public static func readTextFile(_ path: String) -> String? {
-        guard let file = fopen(path, "r") else { return nil }
-        defer { fclose(file) }
+    /// Why a file could not be read as text.
+    public enum ReadProblem: Error, CustomStringConvertible, Sendable {
+        case cannotOpen(String)
+        case notRegular
+        case tooLarge(Int)
+        case notUTF8
+
+        public var description: String {
+            switch self {
+            case .cannotOpen(let reason): return "cannot open it: \(reason)"
+            case .notRegular: return "is not a regular file (a directory or a device?)"
+            case .tooLarge(let limit): return "is larger than \(limit / 1024) KiB"
+            case .notUTF8: return "is not UTF-8 text"
+            }
+        }
+    }
+
+    /// Reads a regular file of at most `limit` bytes as UTF-8. Symlinks are followed (systemd
+    /// credentials and Kubernetes secret volumes are symlinks); directories, devices, FIFOs and
+    /// files larger than the limit are refused, so a read is always bounded.
+    public static func readText(_ path: String, limit: Int = 1 << 20) -> Result<String, ReadProblem> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { return .failure(.cannotOpen(String(cString: strerror(errno)))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return .failure(.notRegular) }
+        guard info.st_size <= limit else { return .failure(.tooLarge(limit)) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = fread(&buffer, 1, buffer.count, file)
-            if n <= 0 { break }
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return .failure(.cannotOpen(String(cString: strerror(errno)))) }
+            if n == 0 { break }
+            guard bytes.count + n <= limit else { return .failure(.tooLarge(limit)) }
             bytes += buffer[0..<n]
         }
-        return String(validating: bytes, as: UTF8.self)
+        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(.notUTF8) }
+        return .success(text)
+    }
+
+    public static func readTextFile(_ path: String) -> String? {
+        try? readText(path).get()
     }
 
     public func load(path: String) throws -> SyncConfiguration {
-        guard let text = readFile(path) else {
-            throw ConfigError(
-                file: path, diagnostics: [ConfigDiagnostic(path: "", message: "cannot read the file (missing or not UTF-8)")])
+        switch Self.readText(path) {
+        case .success(let text): return try parse(text, file: path)
+        case .failure(let problem):
+            throw ConfigError(file: path, diagnostics: [ConfigDiagnostic(path: "", message: "the file \(problem)")])
         }
-        return try parse(text, file: path)
     }
 
     /// Yams' message without its "Context:" excerpt, which quotes the file (and could quote a secret).
@@ -190,10 +223,19 @@ struct Reader {
         return b
     }
 
-    mutating func duration(_ map: [String: Node], _ key: String, _ path: String, default value: Int64) -> Int64 {
+    /// A duration within `range` seconds; larger values are refused rather than wrapped.
+    mutating func duration(
+        _ map: [String: Node], _ key: String, _ path: String, default value: Int64, range: ClosedRange<Int64>
+    ) -> Int64 {
         guard let text = string(map, key, path) else { return value }
         guard let seconds = TimeFormat.parseDuration(text) else {
             problem(join(path, key), "'\(text)' is not a duration; use forms like 90s, 15m, 24h, 7d")
+            return value
+        }
+        guard range.contains(seconds) else {
+            problem(
+                join(path, key),
+                "'\(text)' must be from \(TimeFormat.duration(range.lowerBound)) to \(TimeFormat.duration(range.upperBound))")
             return value
         }
         return seconds
@@ -218,7 +260,10 @@ struct Reader {
     }
 
     /// A secret given inline (`key`, usually `${VAR}`) or as a file (`key_file`), never both.
-    mutating func secret(_ map: [String: Node], _ key: String, _ path: String) -> String? {
+    /// One trailing line break (LF or CRLF) of a file is dropped; an empty secret is refused, and so
+    /// is any control character in a secret sent in an HTTP header (`forHeader`), which could
+    /// otherwise inject a header of its own.
+    mutating func secret(_ map: [String: Node], _ key: String, _ path: String, forHeader: Bool = false) -> String? {
         guard loader.readSecrets else { return nil }
         let inline = string(map, key, path)
         let file = string(map, key + "_file", path)
@@ -226,16 +271,34 @@ struct Reader {
             problem(join(path, key + "_file"), "give either \(key) or \(key)_file, not both")
             return nil
         }
+        var value: String
+        let where_: String
         if let file {
-            guard let text = loader.readFile(file) else {
-                problem(join(path, key + "_file"), "cannot read \(file)")
+            where_ = join(path, key + "_file")
+            switch loader.readFile(file) {
+            case .failure(let problem):
+                self.problem(where_, "\(file) \(problem)")
                 return nil
+            case .success(let text):
+                var scalars = Substring(text).unicodeScalars
+                while let last = scalars.last, last == "\n" || last == "\r" { scalars.removeLast() }
+                value = String(scalars)
             }
-            var value = Substring(text)
-            while value.last == "\n" || value.last == "\r" { value.removeLast() }
-            return String(value)
+        } else if let inline {
+            where_ = join(path, key)
+            value = inline
+        } else {
+            return nil
         }
-        return inline
+        if value.isEmpty {
+            problem(where_, file != nil ? "\(file!) is empty" : "is empty")
+            return nil
+        }
+        if forHeader, value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            problem(where_, "contains a control character (a line break inside the secret?); it would corrupt the HTTP request")
+            return nil
+        }
+        return value
     }
 }
 

@@ -5,20 +5,28 @@ extension Reader {
     static let topKeys = ["version", "source", "gateways", "policy", "journal", "metrics"]
     static let ldapKeys = [
         "type", "url", "ca_file", "start_tls", "bind_dn", "bind_password", "bind_password_file", "base_dn", "filter",
-        "page_size", "id_attribute", "username_attribute", "disabled_filter", "timeout", "allow_insecure",
+        "page_size", "id_attribute", "username_attribute", "disabled_filter", "timeout", "read_deadline", "allow_insecure",
     ]
     static let scimKeys = [
         "type", "url", "token", "token_file", "username", "password", "password_file", "filter", "page_size",
-        "id_attribute", "username_attribute", "timeout", "ca_file", "retries", "allow_insecure",
+        "id_attribute", "username_attribute", "timeout", "read_deadline", "ca_file", "retries", "allow_insecure",
     ]
     static let gatewayKeys = [
         "name", "type", "admin_url", "token", "token_file", "ca_file", "client_cert", "client_key", "select_tags",
-        "match", "timeout", "concurrency", "retries", "allow_insecure",
+        "match", "timeout", "read_deadline", "concurrency", "retries", "allow_insecure",
     ]
     static let policyKeys = [
         "grace_period", "disabled_grace_period", "on_missing", "max_disable", "max_disable_percent", "min_users",
         "max_shrink_percent", "protected",
     ]
+
+    /// Per request or operation: 1s to 24h.
+    static let timeoutRange: ClosedRange<Int64> = 1...86_400
+    /// A whole listing (source or gateway): 1s to 7d, 15m by default.
+    static let readDeadlineRange: ClosedRange<Int64> = 1...604_800
+    static let defaultReadDeadline: Int64 = 900
+    /// Grace periods: 0s to 100 years (36500d); larger ones could not be added to a clock.
+    static let graceRange: ClosedRange<Int64> = 0...3_153_600_000
 
     mutating func configuration(_ root: Node?) -> SyncConfiguration? {
         guard let root else {
@@ -113,8 +121,9 @@ extension Reader {
             idAttribute: string(map, "id_attribute", p) ?? "entryUUID",
             usernameAttribute: string(map, "username_attribute", p) ?? "uid",
             disabledFilter: string(map, "disabled_filter", p),
-            timeoutSeconds: Int(duration(map, "timeout", p, default: 30)), allowInsecure: allowInsecure)
-        if config.timeoutSeconds < 1 { problem("source.timeout", "must be at least 1s") }
+            timeoutSeconds: Int(duration(map, "timeout", p, default: 30, range: Self.timeoutRange)),
+            readDeadlineSeconds: Int(duration(map, "read_deadline", p, default: Self.defaultReadDeadline, range: Self.readDeadlineRange)),
+            allowInsecure: allowInsecure)
         return .ldap(config)
     }
 
@@ -124,9 +133,12 @@ extension Reader {
         if !url.isEmpty && !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
             problem("source.url", "must start with https:// (or http:// on loopback)")
         }
-        let token = secret(map, "token", p)
+        let token = secret(map, "token", p, forHeader: true)
         let username = string(map, "username", p)
-        let password = secret(map, "password", p)
+        let password = secret(map, "password", p, forHeader: true)
+        if let username, username.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == ":" }) {
+            problem("source.username", "must not contain ':' or control characters (basic auth)")
+        }
         if token != nil && username != nil { problem("source.username", "give either a token or username + password, not both") }
         if username != nil && password == nil && loader.readSecrets {
             problem("source.password_file", "is required with username (or password: ${VAR})")
@@ -143,13 +155,14 @@ extension Reader {
         if let filter, filter.split(whereSeparator: { !$0.isLetter }).contains(where: { $0.lowercased() == "active" }) {
             problem("source.filter", "must not filter on active: deactivated users would look missing instead of deactivated")
         }
-        let timeout = duration(map, "timeout", p, default: 30)
-        if timeout < 1 { problem("source.timeout", "must be at least 1s") }
+        let timeout = duration(map, "timeout", p, default: 30, range: Self.timeoutRange)
+        let deadline = duration(map, "read_deadline", p, default: Self.defaultReadDeadline, range: Self.readDeadlineRange)
         return .scim(
             SyncConfiguration.SCIMSource(
                 url: url, token: token, username: username, password: password, filter: filter,
                 pageSize: int(map, "page_size", p, default: 100, range: 1...1000), idAttribute: idAttribute,
                 usernameAttribute: string(map, "username_attribute", p) ?? "userName", timeoutSeconds: Int(timeout),
+                readDeadlineSeconds: Int(deadline),
                 caFile: string(map, "ca_file", p), retries: int(map, "retries", p, default: 3, range: 0...10),
                 allowInsecure: allowInsecure))
     }
@@ -175,7 +188,7 @@ extension Reader {
             if !url.isEmpty && !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
                 problem("\(p).admin_url", "must start with http:// or https://")
             }
-            let token = secret(map, "token", p)
+            let token = secret(map, "token", p, forHeader: true)
             let allowInsecure = bool(map, "allow_insecure", p)
             if url.hasPrefix("http://"), token != nil, !allowInsecure, !Self.isLoopback(url: url) {
                 problem(
@@ -204,13 +217,13 @@ extension Reader {
                     problem("\(p).match", "consumer must be custom_id or username, user must be id or username")
                 }
             }
-            let timeout = duration(map, "timeout", p, default: 30)
-            if timeout < 1 { problem("\(p).timeout", "must be at least 1s") }
+            let timeout = duration(map, "timeout", p, default: 30, range: Self.timeoutRange)
+            let deadline = duration(map, "read_deadline", p, default: Self.defaultReadDeadline, range: Self.readDeadlineRange)
             result.append(
                 SyncConfiguration.Gateway(
                     name: name, adminURL: url, token: token, caFile: string(map, "ca_file", p),
                     clientCert: string(map, "client_cert", p), clientKey: string(map, "client_key", p),
-                    selectTags: tags ?? [], match: match, timeoutSeconds: Int(timeout),
+                    selectTags: tags ?? [], match: match, timeoutSeconds: Int(timeout), readDeadlineSeconds: Int(deadline),
                     concurrency: int(map, "concurrency", p, default: 8, range: 1...64),
                     retries: int(map, "retries", p, default: 3, range: 0...10), allowInsecure: allowInsecure))
         }
@@ -221,8 +234,9 @@ extension Reader {
         var policy = Policy()
         guard let node, let map = mapping(node, "policy", allowed: Self.policyKeys) else { return policy }
         let p = "policy"
-        policy.gracePeriod = duration(map, "grace_period", p, default: policy.gracePeriod)
-        policy.disabledGracePeriod = duration(map, "disabled_grace_period", p, default: policy.disabledGracePeriod)
+        policy.gracePeriod = duration(map, "grace_period", p, default: policy.gracePeriod, range: Self.graceRange)
+        policy.disabledGracePeriod = duration(
+            map, "disabled_grace_period", p, default: policy.disabledGracePeriod, range: Self.graceRange)
         if let text = string(map, "on_missing", p) {
             if let value = OnMissing(rawValue: text) {
                 policy.onMissing = value

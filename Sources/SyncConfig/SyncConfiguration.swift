@@ -16,6 +16,8 @@ public struct SyncConfiguration: Sendable {
         public var usernameAttribute: String
         public var disabledFilter: String?
         public var timeoutSeconds: Int
+        /// Bounds the whole listing (`read_deadline`).
+        public var readDeadlineSeconds: Int
         public var allowInsecure: Bool
     }
 
@@ -29,6 +31,7 @@ public struct SyncConfiguration: Sendable {
         public var idAttribute: String
         public var usernameAttribute: String
         public var timeoutSeconds: Int
+        public var readDeadlineSeconds: Int
         public var caFile: String?
         public var retries: Int
         public var allowInsecure: Bool
@@ -56,6 +59,7 @@ public struct SyncConfiguration: Sendable {
         public var selectTags: [String]
         public var match: MatchRule
         public var timeoutSeconds: Int
+        public var readDeadlineSeconds: Int
         public var concurrency: Int
         public var retries: Int
         public var allowInsecure: Bool

@@ -63,7 +63,14 @@ public enum JSONValue: Hashable, Sendable {
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d):
-            if d == d.rounded(), abs(d) < 1e15 { out += String(Int64(d)) } else { out += String(d) }
+            // JSON has no NaN or infinity: a number that came from outside as 1e999 is written as null.
+            if !d.isFinite {
+                out += "null"
+            } else if d == d.rounded(), abs(d) < 1e15 {
+                out += String(Int64(d))
+            } else {
+                out += String(d)
+            }
         case .string(let s): JSONValue.writeString(s, to: &out)
         case .array(let items):
             if items.isEmpty {

@@ -46,7 +46,11 @@ public struct ConsumerMarks: Hashable, Sendable {
                 disabled = true
             } else if tag.hasPrefix(Marks.missingSincePrefix) {
                 let value = tag.dropFirst(Marks.missingSincePrefix.count)
-                let parsed = value.allSatisfy(\.isASCII) ? Int64(value) : nil
+                // A clock outside years 1970–9999 is unreadable (product.md §2: rewritten to now), so
+                // no arithmetic on a crafted value can overflow.
+                let parsed = (value.allSatisfy(\.isASCII) ? Int64(value) : nil).flatMap {
+                    (0...TimeFormat.latest).contains($0) ? $0 : nil
+                }
                 // Two clocks on one consumer: keep the earliest readable one.
                 if case .some(.some(let old)) = missingSince, let parsed {
                     missingSince = .some(min(old, parsed))

@@ -305,7 +305,7 @@ private struct GatewayPlanner {
         }
         let grace = reason == .missing ? policy.gracePeriod : policy.disabledGracePeriod
         let hasPlugin = ourPlugin != nil
-        let graceOver = now >= since &+ grace
+        let graceOver = now >= TimeFormat.adding(since, grace)
         // Our disabled tag without our plugin while the user is still gone gets the plugin back.
         let wantsPlugin = (policy.onMissing != .flag && graceOver) || marks.disabled
         let foreign = Marks.foreign(consumer.tagList)

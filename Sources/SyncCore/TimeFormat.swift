@@ -1,7 +1,13 @@
 /// Time rendering without Foundation, so the core stays pure and deterministic.
 public enum TimeFormat {
-    /// RFC 3339 UTC with seconds: `2026-11-30T07:15:00Z`.
-    public static func rfc3339(_ seconds: Int64) -> String {
+    /// The times we render and accept: 0001-01-01T00:00:00Z through 9999-12-31T23:59:59Z.
+    public static let earliest: Int64 = -62_135_596_800
+    public static let latest: Int64 = 253_402_300_799
+
+    /// RFC 3339 UTC with seconds: `2026-11-30T07:15:00Z`. Total: a value outside years 1–9999
+    /// (a crafted tag, a corrupt file) is clamped into that range, never trapped on.
+    public static func rfc3339(_ unclamped: Int64) -> String {
+        let seconds = min(max(unclamped, earliest), latest)
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secs = seconds - days * 86_400
         let (y, m, d) = civil(fromDays: days)
@@ -38,7 +44,7 @@ public enum TimeFormat {
 
     /// The largest whole unit: `90s`, `15m`, `24h`, `7d`, or a sum like `1h30m`.
     public static func duration(_ seconds: Int64) -> String {
-        if seconds == 0 { return "0s" }
+        if seconds <= 0 { return seconds == 0 ? "0s" : "-" + duration(seconds == Int64.min ? Int64.max : -seconds) }
         var rest = seconds
         var out = ""
         for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60), ("s", 1)] where rest >= size {
@@ -121,5 +127,19 @@ extension TimeFormat {
         }
         guard i == b.count else { return nil }
         return day + h * 3600 + mi * 60 + s - offset
+    }
+}
+
+extension TimeFormat {
+    /// `a + b`, saturating at the Int64 bounds: for times and durations that came from outside.
+    public static func adding(_ a: Int64, _ b: Int64) -> Int64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? Int64.max : Int64.min) : sum
+    }
+
+    /// `a - b`, saturating at the Int64 bounds.
+    public static func subtracting(_ a: Int64, _ b: Int64) -> Int64 {
+        let (difference, overflow) = a.subtractingReportingOverflow(b)
+        return overflow ? (b > 0 ? Int64.min : Int64.max) : difference
     }
 }

@@ -145,7 +145,7 @@ public enum Explainer {
             }
             if marks.orphaned, case .some(.some(let since)) = marks.missingSince {
                 let grace = marks.reason == .some(.some(.deactivated)) ? e.policy.disabledGracePeriod : e.policy.gracePeriod
-                let due = TimeFormat.rfc3339(since + grace)
+                let due = TimeFormat.rfc3339(TimeFormat.adding(since, grace))
                 if case .active = e.directory {
                     return Explanation(
                         cause: .syncDelay, facts: facts,

@@ -5,7 +5,10 @@ public enum RunMetrics {
     /// The metric's value in a previous textfile, to carry `last_success` forward across failed runs.
     public static func value(of name: String, in text: String) -> Double? {
         for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Double(line.dropFirst(name.count + 1).trimmingCharacters)
+            // A value from a file someone else may have written: only a finite, non-negative number counts.
+            guard let value = Double(line.dropFirst(name.count + 1).trimmingCharacters), value.isFinite, value >= 0
+            else { return nil }
+            return value
         }
         return nil
     }

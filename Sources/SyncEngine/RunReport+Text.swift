@@ -5,6 +5,8 @@ extension RunReport {
     public func text(color: Bool = false) -> String {
         var out: [String] = []
         func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+        // Every value that came from a directory, a gateway or a file goes through the one escaper.
+        func e(_ s: String) -> String { TextEscape.visible(s) }
         let header = dryRun ? "Plan (dry run: nothing will be written)" : "Run \(run ?? "")"
         out.append(header)
         if let users {
@@ -12,11 +14,11 @@ extension RunReport {
         }
         if let plan, plan.gateways.isEmpty, !plan.actions.isEmpty || !skipped.isEmpty {
             for (i, action) in plan.actions.enumerated() {
-                var line = "  + \(action.kind.rawValue.padding(8)) \(action.gateway)/\(Self.name(action.consumer))  \(action.reason)"
+                var line = "  + \(action.kind.rawValue.padding(8)) \(e(action.gateway))/\(e(Self.name(action.consumer)))  \(e(action.reason))"
                 if !dryRun {
                     switch outcomes[i] {
                     case .applied: line += "  → applied"
-                    case .failed(let error): line += "  → " + paint("FAILED: \(error)", "31")
+                    case .failed(let error): line += "  → " + paint("FAILED: \(e(error))", "31")
                     case nil: line += "  → not attempted"
                     }
                 }
@@ -26,7 +28,7 @@ extension RunReport {
         if let plan {
             for gateway in plan.gateways {
                 out.append("")
-                out.append("gateway \(gateway.name): \(gateway.managed) managed consumers")
+                out.append("gateway \(e(gateway.name)): \(gateway.managed) managed consumers")
                 let actions = plan.actions.enumerated().filter { $0.element.gateway == gateway.name }
                 let findings = plan.findings.filter { $0.gateway == gateway.name }
                 if actions.isEmpty && findings.isEmpty { out.append("  no changes") }
@@ -39,13 +41,13 @@ extension RunReport {
                     case .unflag: symbol = paint("+ unflag    ", "32")
                     case .restore: symbol = paint("+ restore   ", "32")
                     }
-                    var line = "  \(symbol) \(Self.name(action.consumer))  [\(action.situation.rawValue)]"
+                    var line = "  \(symbol) \(e(Self.name(action.consumer)))  [\(action.situation.rawValue)]"
                     if action.kind == .deleteKey, let key = action.keys.first { line += " key \(key.fingerprint)" }
-                    line += "  \(action.reason)"
+                    line += "  \(e(action.reason))"
                     if !dryRun {
                         switch outcomes[i] {
                         case .applied: line += "  → applied"
-                        case .failed(let error): line += "  → " + paint("FAILED: \(error)", "31")
+                        case .failed(let error): line += "  → " + paint("FAILED: \(e(error))", "31")
                         case nil: if refused == nil { line += "  → not attempted" }
                         }
                     }
@@ -53,7 +55,7 @@ extension RunReport {
                 }
                 for finding in findings {
                     out.append(
-                        "  ! \(finding.situation.rawValue.padding(10))\(Self.name(finding.consumer))  \(finding.reason)")
+                        "  ! \(finding.situation.rawValue.padding(10))\(e(Self.name(finding.consumer)))  \(e(finding.reason))")
                 }
             }
             out.append("")
@@ -71,13 +73,13 @@ extension RunReport {
             if let planHash { out.append("Plan hash: \(planHash)") }
         }
         if let refused {
-            out.append(paint("REFUSED (\(refused.cause.rawValue)): \(refused.detail)", "31"))
+            out.append(paint("REFUSED (\(refused.cause.rawValue)): \(e(refused.detail))", "31"))
             if [.brakeCount, .brakePercent].contains(refused.cause), let planHash {
                 out.append("If this plan is right, apply it with: idp-sync sync --accept-plan \(planHash)")
             }
         }
-        for note in skipped { out.append("skipped: \(note)") }
-        for error in errors { out.append(paint("error: \(error)", "31")) }
+        for note in skipped { out.append("skipped: \(e(note))") }
+        for error in errors { out.append(paint("error: \(e(error))", "31")) }
         return out.joined(separator: "\n") + "\n"
     }
 

@@ -8,8 +8,13 @@ import SyncEngine
 
 /// The append-only, hash-chained journal file (product.md §7), opened for writing by one real run.
 ///
-/// Opening scans the file once: it learns the last seq and hash and the users of the last good run,
-/// and truncates a torn last line (what a crash mid-append leaves), remembering that in `repaired`.
+/// Opening checks the file before anything is appended: the chain's links (seq and prev of every
+/// line, the last record's hash) and its tail against `<journal>.head`. Only the two crash leftovers
+/// of §7 are accepted — a head one record behind, and a torn last line after the record the head
+/// names, which is truncated and remembered in `repaired`. Anything else (records cut, the file
+/// deleted or swapped, a line edited in place) is tampering: opening throws `JournalError.tampered`
+/// and the run writes nothing. Files are opened relative to a checked directory, never through a
+/// symlink (`SafeDirectory`).
 public final class JournalFile: JournalStore, @unchecked Sendable {
     public let path: String
     public var headPath: String { path + ".head" }
@@ -18,31 +23,101 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
     public private(set) var lastGoodUsers: Int?
     /// The previous run, when it was killed before its last record (see `JournalScan.interrupted`).
     public private(set) var interrupted: (run: String, unfinishedIntents: [Int64])?
+    /// Set when an existing journal had a mode wider than 0640 and was narrowed to it.
+    public private(set) var modeFixed: String?
+    let directory: SafeDirectory
+    let name: String
     private var fd: Int32
     private var lastSeq: Int64
     private var lastHash: String
     private let lock = PThreadLock()
 
-    public init(path: String) throws {
+    /// Opens (or creates) the journal at `path`, checking its directory first.
+    public convenience init(path: String) throws {
+        let (directory, _) = SafeDirectory.split(path)
+        try self.init(path: path, directory: try JournalFile.directory(directory))
+    }
+
+    static func directory(_ path: String) throws -> SafeDirectory {
+        do {
+            return try SafeDirectory(path, role: "journal directory")
+        } catch let error as FileSafetyError {
+            throw JournalError.unsafe(error.description)
+        }
+    }
+
+    init(path: String, directory: SafeDirectory) throws {
         self.path = path
-        let scan = try JournalScan.scan(path: path, repairTornTail: true)
+        self.directory = directory
+        self.name = SafeDirectory.split(path).name
+        let head = JournalHead.read(directory, name: name)
+        var existing: Int32? = nil
+        do {
+            existing = try directory.open(name, O_RDWR | O_APPEND)
+        } catch let error as FileSafetyError where error.errno == ENOENT {
+            existing = nil
+        } catch let error as FileSafetyError {
+            throw JournalError.unsafe(error.description)
+        }
+        guard let fd = existing else {
+            let newFD: Int32
+            // A new journal, unless the head says records were written before.
+            if let problem = JournalTail.problemForMissingFile(head: head) {
+                throw JournalError.tampered(path: path, problem: problem)
+            }
+            if head == .missing {
+                // Head first: a crash in the middle of the first append then leaves the §7 leftover.
+                try Self.writeHead(directory, name: name, path: path, seq: 0, hash: JournalRecord.genesis)
+            }
+            do {
+                newFD = try directory.open(name, O_RDWR | O_APPEND | O_CREAT | O_EXCL, mode: 0o640)
+            } catch {
+                throw JournalError.cannotOpen(path: path, reason: "\(error)")
+            }
+            fchmod(newFD, 0o640)
+            self.fd = newFD
+            self.lastSeq = 0
+            self.lastHash = JournalRecord.genesis
+            return
+        }
+        self.fd = fd
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_mode & 0o777 & ~0o640 != 0 {
+            let old = String(info.st_mode & 0o777, radix: 8)
+            guard fchmod(fd, info.st_mode & 0o640) == 0 else {
+                close(fd)
+                throw JournalError.unsafe("journal \(path) has mode \(old) and cannot be set to 0640: \(String(cString: strerror(errno)))")
+            }
+            modeFixed = "the journal's mode was \(old); set to 0640"
+        }
+        let scan = JournalScan.scan(LineReader(fd: fd, owns: false))
+        switch JournalTail.check(scan, head: head) {
+        case .tampered(let problem):
+            close(fd)
+            throw JournalError.tampered(path: path, problem: problem)
+        case .ok:
+            break
+        case .repairTornTail(let start, let length):
+            guard ftruncate(fd, off_t(start)) == 0, fsync(fd) == 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                throw JournalError.cannotWrite(path: path, reason: "cannot truncate a torn last line: \(reason)")
+            }
+            repaired = "truncated a torn last line of \(length) bytes at byte \(start) (a run was killed mid-append)"
+        }
         self.lastSeq = scan.lastSeq
         self.lastHash = scan.lastHash
         self.lastGoodUsers = scan.lastGoodUsers
-        self.repaired = scan.repaired
         self.interrupted = scan.interrupted
-        let existed = access(path, F_OK) == 0
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw JournalError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        if !existed { fchmod(fd, 0o640) }
-        self.fd = fd
     }
 
     deinit { close(fd) }
 
     public var head: String { lock.withLock { "\(lastSeq):\(lastHash)" } }
 
-    /// Appends one record and fsyncs it before returning; the head file follows.
+    /// Appends one record and fsyncs it; the head file follows. Journal and head never disagree by
+    /// more than what a crash leaves: if the head cannot be written (a full disk), the record is
+    /// taken back and the append fails, so the caller makes no gateway write.
     @discardableResult
     public func append(_ fields: [String: JSONValue]) throws -> Int64 {
         try lock.withLock {
@@ -55,38 +130,43 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
             record["hash"] = .string(hash)
             let line = Array((JSONValue.object(record).canonical + "\n").utf8)
             let size = lseek(fd, 0, SEEK_END)
-            var written = 0
-            while written < line.count {
-                let n = line.withUnsafeBytes { write(fd, $0.baseAddress! + written, line.count - written) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    let reason = String(cString: strerror(errno))
-                    if size >= 0 { _ = ftruncate(fd, size) }
-                    throw JournalError.cannotWrite(path: path, reason: reason)
+            func takeBack() {
+                if size >= 0 {
+                    _ = ftruncate(fd, size)
+                    _ = fsync(fd)
                 }
-                written += n
+            }
+            do {
+                try writeAll(fd, line)
+            } catch {
+                takeBack()
+                throw JournalError.cannotWrite(path: path, reason: "\(error)")
             }
             guard fsync(fd) == 0 else {
                 let reason = String(cString: strerror(errno))
-                if size >= 0 { _ = ftruncate(fd, size) }
+                takeBack()
                 throw JournalError.cannotWrite(path: path, reason: "fsync: \(reason)")
+            }
+            do {
+                try Self.writeHead(directory, name: name, path: path, seq: lastSeq + 1, hash: hash)
+            } catch {
+                takeBack()
+                throw JournalError.cannotWrite(
+                    path: path, reason: "\(error); the record was taken back, so the journal and its head still agree")
             }
             lastSeq += 1
             lastHash = hash
-            writeHead()
             return lastSeq
         }
     }
 
     /// `<journal>.head` holds `seq:hash`; written by rename so a reader never sees half of it.
-    private func writeHead() {
-        let tmp = headPath + ".tmp"
-        let text = Array("\(lastSeq):\(lastHash)\n".utf8)
-        let hfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
-        guard hfd >= 0 else { return }
-        _ = text.withUnsafeBytes { write(hfd, $0.baseAddress!, text.count) }
-        close(hfd)
-        rename(tmp, headPath)
+    static func writeHead(_ directory: SafeDirectory, name: String, path: String, seq: Int64, hash: String) throws {
+        do {
+            try directory.replace(name + ".head", with: Array("\(seq):\(hash)\n".utf8), mode: 0o640, sync: false)
+        } catch {
+            throw JournalError.cannotWrite(path: path + ".head", reason: "\(error)")
+        }
     }
 
     static func wallClock() -> Int64 {
@@ -96,30 +176,132 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
     }
 }
 
-/// One pass over a journal to find where to continue.
+/// What `<journal>.head` says.
+enum JournalHead: Equatable {
+    case missing
+    /// Present but empty or not `SEQ:HASH` (a failed write of an old version, or an edit).
+    case unreadable
+    case value(seq: Int64, hash: String)
+
+    static func read(_ directory: SafeDirectory, name: String) -> JournalHead {
+        guard let bytes = try? directory.read(name + ".head", limit: 256) else {
+            return directory.exists(name + ".head") ? .unreadable : .missing
+        }
+        return parse(bytes)
+    }
+
+    /// Reads a head file by path, for `verify` (no directory check: reading only).
+    static func read(path: String) -> JournalHead {
+        guard let reader = LineReader(path: path, maxLine: 256) else {
+            return access(path, F_OK) == 0 ? .unreadable : .missing
+        }
+        guard let line = reader.next(), !line.tooLong else { return .unreadable }
+        return parse(Array(line.bytes))
+    }
+
+    static func parse(_ bytes: [UInt8]) -> JournalHead {
+        var text = String(decoding: bytes, as: UTF8.self)
+        if text.hasSuffix("\n") { text.removeLast() }
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 18,
+            parts[0].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let seq = Int64(parts[0]),
+            JournalRecord.isHex64(String(parts[1]))
+        else { return .unreadable }
+        return .value(seq: seq, hash: String(parts[1]))
+    }
+
+    var text: String {
+        switch self {
+        case .missing: return "missing"
+        case .unreadable: return "unreadable"
+        case .value(let seq, let hash): return "\(seq):\(hash)"
+        }
+    }
+}
+
+/// The decision a run makes about a journal's tail before it appends (product.md §7): pure, so
+/// every case has a table test.
+enum JournalTail: Equatable {
+    case ok
+    case repairTornTail(start: Int64, length: Int)
+    case tampered(String)
+
+    static func problemForMissingFile(head: JournalHead) -> String? {
+        switch head {
+        case .missing: return nil
+        case .value(let seq, let hash) where seq == 0 && hash == JournalRecord.genesis: return nil
+        case .value(let seq, _):
+            return "the journal file is missing but its head says seq \(seq): it was deleted or moved"
+        case .unreadable:
+            return "the journal file is missing and its head file is unreadable"
+        }
+    }
+
+    static func check(_ scan: JournalScan, head: JournalHead) -> JournalTail {
+        if let problem = scan.problem { return .tampered(problem) }
+        let last = JournalHead.value(seq: scan.lastSeq, hash: scan.lastHash)
+        if let torn = scan.torn {
+            if head == last { return .repairTornTail(start: torn.start, length: torn.length) }
+            return .tampered(
+                "line \(scan.records + 1) is an unterminated last line that the head (\(head.text)) does not explain")
+        }
+        if head == last { return .ok }
+        if scan.records > 0, head == .value(seq: scan.beforeLast.seq, hash: scan.beforeLast.hash) {
+            return .ok  // a run was killed between its append and the head update
+        }
+        switch head {
+        case .missing where scan.records <= 1:
+            return .ok  // an old version was killed right after its first append
+        case .missing:
+            return .tampered("the head file is missing, so a cut tail cannot be ruled out (\(scan.records) records)")
+        case .unreadable:
+            return .tampered("the head file is empty or unreadable (an edit, or a failed write of an idp-sync older than 1.1)")
+        case .value(let seq, _) where seq > scan.lastSeq:
+            return .tampered(
+                "records were cut: the journal ends at seq \(scan.lastSeq) but its head says seq \(seq)")
+        case .value(let seq, let hash):
+            return .tampered(
+                "the head (\(seq):\(hash)) does not match the journal's last record \(scan.lastSeq):\(scan.lastHash)")
+        }
+    }
+}
+
+/// One pass over a journal to learn where to continue and whether its chain links hold.
+///
+/// Cheap on purpose (it runs before every real run): seq and prev of every line are read from the
+/// canonical text without a parse, and only the last record's hash is recomputed; `journal verify`
+/// recomputes every hash.
 public struct JournalScan {
     public var lastSeq: Int64 = 0
     public var lastHash: String = JournalRecord.genesis
+    public var beforeLast: (seq: Int64, hash: String) = (0, JournalRecord.genesis)
+    public var records = 0
     public var lastGoodUsers: Int?
-    public var repaired: String?
     /// The last run, when it has no `run-finished` or `run-refused` (it was killed), and the seqs of
     /// its intents that have no outcome: writes that may or may not have reached the gateway.
     public var interrupted: (run: String, unfinishedIntents: [Int64])?
+    /// An unterminated last line: where it starts and how long it is.
+    public var torn: (start: Int64, length: Int)?
+    /// The first line that does not chain, or the last record edited.
+    public var problem: String?
 
-    /// Reads the file (missing = empty). Only the last line and `run-finished` lines are parsed;
-    /// other fields are picked from the canonical text without a full parse.
-    public static func scan(path: String, repairTornTail: Bool) throws -> JournalScan {
-        var result = JournalScan()
-        guard access(path, F_OK) == 0 else { return result }
+    /// Scans the file at `path` without changing it (missing = empty); for dry runs.
+    public static func scan(path: String) throws -> JournalScan {
+        guard access(path, F_OK) == 0 else { return JournalScan() }
         guard let reader = LineReader(path: path) else {
-            throw JournalError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            throw JournalError.cannotOpen(path: path, reason: "not a regular file, a symlink, or not readable")
         }
-        var last: [UInt8]? = nil
+        return scan(reader)
+    }
+
+    static func scan(_ reader: LineReader) -> JournalScan {
+        var result = JournalScan()
+        var lastLine: [UInt8] = []
         var lineNumber = 0
-        var torn: (start: Int64, length: Int)? = nil
         let finished = Array("\"event\":\"run-finished\"".utf8)
         let refused = Array("\"event\":\"run-refused\"".utf8)
         let started = Array("\"event\":\"run-started\"".utf8)
+        let journalStarted = Array("\"event\":\"journal-started\"".utf8)
         let intent = Array("\"event\":\"intent\"".utf8)
         let outcome = Array("\"event\":\"outcome\"".utf8)
         var runOpen: String? = nil
@@ -127,12 +309,41 @@ public struct JournalScan {
         while let line = reader.next() {
             lineNumber += 1
             if !line.terminated {
-                torn = (line.start, line.bytes.count)
+                result.torn = (line.start, line.bytes.count)
                 break
             }
-            last = Array(line.bytes)
+            if line.tooLong {
+                result.problem = "line \(lineNumber) is longer than \(LineReader.defaultMaxLine) bytes: not a record"
+                return result
+            }
+            let checked: JournalRecord.Checked
+            switch JournalRecord.check(line.bytes, verifyHash: false) {
+            case .success(let c): checked = c
+            case .failure(let problem):
+                result.problem = "line \(lineNumber): \(problem)"
+                return result
+            }
+            let expected = result.lastSeq + 1
+            guard checked.seq == expected else {
+                result.problem =
+                    "line \(lineNumber) (seq \(checked.seq)): seq \(expected) was expected (a record was deleted, duplicated or moved)"
+                return result
+            }
+            guard checked.prev == result.lastHash else {
+                result.problem = "line \(lineNumber) (seq \(checked.seq)): prev does not match the hash of the record before it"
+                return result
+            }
+            result.beforeLast = (result.lastSeq, result.lastHash)
+            result.lastSeq = checked.seq
+            result.lastHash = checked.hash
+            result.records += 1
+            lastLine.removeAll(keepingCapacity: true)
+            lastLine.append(contentsOf: line.bytes)
+
             if contains(line.bytes, started) {
-                runOpen = stringField(line.bytes, "run") ?? "unknown"
+                // Parsed: `previous_run_interrupted` holds a nested "run".
+                let record = checked.record ?? (try? JSONParser.parse(Array(line.bytes)))
+                runOpen = record?["run"]?.stringValue ?? "unknown"
                 openIntents = []
             } else if contains(line.bytes, intent) {
                 if let seq = intField(line.bytes, "seq") { openIntents.append(seq) }
@@ -141,29 +352,30 @@ public struct JournalScan {
             } else if contains(line.bytes, finished) {
                 runOpen = nil
                 if let record = try? JSONParser.parse(Array(line.bytes)), record["outcome"]?.stringValue == "ok",
-                    let users = record["users"]?.intValue
+                    let users = record["users"]?.intValue, users >= 0
                 {
                     result.lastGoodUsers = Int(users)
                 }
             } else if contains(line.bytes, refused) {
                 runOpen = nil
+            } else if contains(line.bytes, journalStarted) {
+                // A rotated or acknowledged journal carries the shrink baseline over.
+                if let record = try? JSONParser.parse(Array(line.bytes)), let users = record["last_good_users"]?.intValue,
+                    users >= 0
+                {
+                    result.lastGoodUsers = Int(users)
+                }
             }
         }
         if let runOpen { result.interrupted = (runOpen, openIntents) }
-        if let last {
-            guard let record = try? JSONParser.parse(last), let seq = record["seq"]?.intValue,
-                let hash = record["hash"]?.stringValue
-            else {
-                throw JournalError.corrupt(path: path, line: lineNumber - (torn == nil ? 0 : 1), reason: "the last record is not valid JSON")
+        if result.records > 0 {
+            let edited: Bool = lastLine.withUnsafeBufferPointer { buffer in
+                if case .success(let c) = JournalRecord.check(buffer) { return !c.hashOK }
+                return true
             }
-            result.lastSeq = seq
-            result.lastHash = hash
-        }
-        if let torn, repairTornTail {
-            guard truncate(path, off_t(torn.start)) == 0 else {
-                throw JournalError.cannotWrite(path: path, reason: "cannot truncate a torn last line: \(String(cString: strerror(errno)))")
+            if edited {
+                result.problem = "line \(result.records) (seq \(result.lastSeq)): the last record's hash does not match its content (it was edited)"
             }
-            result.repaired = "truncated a torn last line of \(torn.length) bytes at byte \(torn.start) (a run was killed mid-append)"
         }
         return result
     }
@@ -172,12 +384,13 @@ public struct JournalScan {
     static func intField(_ line: UnsafeBufferPointer<UInt8>, _ key: String) -> Int64? {
         guard let start = find(line, Array("\"\(key)\":".utf8)) else { return nil }
         var i = start, value: Int64 = 0, digits = 0
-        while i < line.count, line[i] >= 48, line[i] <= 57 {
-            value = value &* 10 &+ Int64(line[i] - 48)
+        while i < line.count, line[i] >= 48, line[i] <= 57, digits < 18 {
+            value = value * 10 + Int64(line[i] - 48)
             i += 1
             digits += 1
         }
-        return digits > 0 ? value : nil
+        guard digits > 0, i == line.count || line[i] < 48 || line[i] > 57 else { return nil }
+        return value
     }
 
     /// `"key":"text"` in canonical JSON (text without escapes), without parsing the line.

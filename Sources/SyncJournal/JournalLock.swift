@@ -7,20 +7,30 @@ import Darwin
 /// One real run at a time (product.md §4.4): an flock on `<journal>.lock` holding the holder's pid.
 ///
 /// The file is never deleted; the kernel drops the lock when the process dies, so a killed run
-/// never blocks the next one.
+/// never blocks the next one. It is opened without following a symlink, in a checked directory.
 public final class JournalLock: @unchecked Sendable {
     public let path: String
     private let fd: Int32
 
-    public init(journalPath: String) throws {
+    public convenience init(journalPath: String) throws {
+        let (directory, _) = SafeDirectory.split(journalPath)
+        try self.init(journalPath: journalPath, directory: try JournalFile.directory(directory))
+    }
+
+    init(journalPath: String, directory: SafeDirectory) throws {
         path = journalPath + ".lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw JournalError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        let fd: Int32
+        do {
+            fd = try directory.open(SafeDirectory.split(journalPath).name + ".lock", O_RDWR | O_CREAT, mode: 0o640)
+        } catch {
+            throw JournalError.unsafe("cannot take the lock: \(error)")
+        }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             var buffer = [UInt8](repeating: 0, count: 32)
-            let n = read(fd, &buffer, 32)
+            let n = pread(fd, &buffer, 32, 0)
             close(fd)
-            let pid = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingWhitespace : "unknown"
+            let text = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingWhitespace : ""
+            let pid = !text.isEmpty && text.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } ? text : "unknown"
             throw JournalError.locked(path: path, pid: pid)
         }
         let text = Array("\(getpid())\n".utf8)

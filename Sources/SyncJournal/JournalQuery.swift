@@ -71,6 +71,34 @@ public struct JournalQuery: Sendable {
     }
 }
 
+/// Lines a reader met that are no valid records, or records whose hash does not match.
+public struct ReadProblems: Sendable, Equatable {
+    /// Lines that are not JSON records (or longer than a record can be).
+    public var garbled = 0
+    /// Matching records whose stored hash is not the hash of their content (edited).
+    public var edited = 0
+    /// The first few line numbers, for the warning.
+    public var lines: [Int] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { garbled == 0 && edited == 0 }
+
+    mutating func note(_ line: Int, garbled isGarbled: Bool) {
+        if isGarbled { garbled += 1 } else { edited += 1 }
+        if lines.count < 5 { lines.append(line) }
+    }
+
+    /// One line for stderr, naming what to run next.
+    public var warning: String {
+        var parts: [String] = []
+        if garbled > 0 { parts.append("\(garbled) line(s) are not valid records") }
+        if edited > 0 { parts.append("\(edited) record(s) do not match their hash (edited)") }
+        return parts.joined(separator: " and ") + " (line \(lines.map(String.init).joined(separator: ", "))"
+            + (garbled + edited > lines.count ? ", …" : "") + "); run 'idp-sync journal verify'"
+    }
+}
+
 /// Streams matching records from a journal file, in bounded memory.
 public struct JournalReader {
     public let path: String
@@ -83,17 +111,37 @@ public struct JournalReader {
     public func read(from offset: Int64 = 0, query: JournalQuery, _ emit: (JSONValue, String) throws -> Void) throws
         -> Int64
     {
+        var problems = ReadProblems()
+        return try read(from: offset, query: query, problems: &problems, emit)
+    }
+
+    /// Like `read`, counting garbled lines and edited records among those it looked at (lines a
+    /// filter's byte search skips are not parsed, so they are not counted).
+    @discardableResult
+    public func read(
+        from offset: Int64 = 0, query: JournalQuery, problems: inout ReadProblems, _ emit: (JSONValue, String) throws -> Void
+    ) throws -> Int64 {
         guard let reader = LineReader(path: path, offset: offset) else {
-            throw JournalError.cannotOpen(path: path, reason: "no such file or not readable")
+            throw JournalError.cannotOpen(path: path, reason: "no such file, not a regular file, or not readable")
         }
         let needles = query.needles
         var end = offset
+        var lineNumber = 0
         while let line = reader.next() {
             guard line.terminated else { break }
+            lineNumber += 1
             end = reader.offset
+            if line.tooLong {
+                problems.note(lineNumber, garbled: true)
+                continue
+            }
             if !needles.allSatisfy({ JournalScan.find(line.bytes, $0) != nil }) { continue }
-            guard let record = try? JSONParser.parse(Array(line.bytes)) else { continue }
+            guard let record = try? JSONParser.parse(Array(line.bytes)), let fields = record.objectValue else {
+                problems.note(lineNumber, garbled: true)
+                continue
+            }
             if query.matches(record) {
+                if fields["hash"]?.stringValue != JournalRecord.hash(of: fields) { problems.note(lineNumber, garbled: false) }
                 try emit(record, String(decoding: line.bytes, as: UTF8.self))
             }
         }

@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Crypto
 import SyncCore
 
 /// What `journal verify` found.
@@ -11,14 +10,21 @@ public struct VerifyResult: Sendable {
     public var records = 0
     public var lastSeq: Int64 = 0
     public var lastHash = JournalRecord.genesis
-    /// Crash leftovers: a torn last line, a head one record behind.
+    /// Crash leftovers (a torn last line, a head one record behind) and acknowledged problems.
     public var warnings: [String] = []
     /// The first thing that does not chain: tampering.
     public var problem: String?
     public var tampered: Bool { problem != nil }
+    /// The files checked, newest first (more than one after `journal rotate` or `acknowledge`).
+    public var files: [String] = []
 }
 
 /// Checks the hash chain, the head file and an optional anchor (product.md §7), streaming the file.
+///
+/// A journal whose first record is `journal-started` continues an older file (`previous`): that file
+/// is checked too, up to the record `previous` names, which plays the part of its head. After
+/// `journal acknowledge`, what follows that record in the old file is the acknowledged problem and
+/// is reported as a warning.
 public enum JournalVerifier {
     public struct Anchor: Sendable {
         public var seq: Int64
@@ -26,28 +32,96 @@ public enum JournalVerifier {
         /// Parses `SEQ:HASH`.
         public init?(_ text: String) {
             let parts = text.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, let seq = Int64(parts[0]), seq > 0, parts[1].count == 64 else { return nil }
+            guard parts.count == 2, parts[0].utf8.count <= 18, let seq = Int64(parts[0]), seq > 0,
+                JournalRecord.isHex64(parts[1].lowercased())
+            else { return nil }
             self.seq = seq
             self.hash = parts[1].lowercased()
         }
     }
 
+    /// How the end of one file is checked.
+    enum Tail {
+        /// The live journal: against `<journal>.head`.
+        case head
+        /// A rotated file: it must end exactly at this record.
+        case endsAt(seq: Int64, hash: String)
+        /// An acknowledged file: it must hold this record; what follows is the acknowledged problem.
+        case acknowledgedAt(seq: Int64, hash: String, reason: String)
+    }
+
+    /// The most files a rotated set may chain through (a loop guard).
+    static let maxFiles = 10_000
+
     public static func verify(path: String, anchor: Anchor? = nil) throws -> VerifyResult {
+        var total = VerifyResult()
+        var current = path
+        var tail = Tail.head
+        var seen: Set<String> = []
+        while true {
+            guard seen.insert(current).inserted, seen.count <= maxFiles else {
+                total.problem = "\(current): the rotated journal files form a loop"
+                return total
+            }
+            let (result, previous) = try verifyFile(path: current, anchor: current == path ? anchor : nil, tail: tail)
+            if total.files.isEmpty {
+                total.lastSeq = result.lastSeq
+                total.lastHash = result.lastHash
+            }
+            total.files.append(current)
+            total.records += result.records
+            total.warnings += result.warnings.map { seen.count > 1 ? "\(current): \($0)" : $0 }
+            if let problem = result.problem {
+                total.problem = seen.count > 1 ? "\(current): \(problem)" : problem
+                return total
+            }
+            guard let previous else { return total }
+            let directory = SafeDirectory.split(current).directory
+            let older = previous.file.hasPrefix("/") ? previous.file : directory + "/" + previous.file
+            guard access(older, F_OK) == 0 else {
+                total.warnings.append(
+                    "\(current) continues \(previous.file) (seq \(previous.seq)), which is not here; it was not checked")
+                return total
+            }
+            if let reason = previous.acknowledged {
+                tail = .acknowledgedAt(seq: previous.seq, hash: previous.hash, reason: reason)
+            } else {
+                tail = .endsAt(seq: previous.seq, hash: previous.hash)
+            }
+            current = older
+        }
+    }
+
+    /// What a `journal-started` first record says about the file before.
+    struct Previous {
+        var file: String
+        var seq: Int64
+        var hash: String
+        var acknowledged: String?
+    }
+
+    static func verifyFile(path: String, anchor: Anchor?, tail: Tail) throws -> (VerifyResult, Previous?) {
         var result = VerifyResult()
+        if case .acknowledgedAt(0, _, let reason) = tail {
+            result.warnings.append("the whole file was acknowledged as a problem by a person: \(TextEscape.bounded(reason))")
+            return (result, nil)
+        }
         guard access(path, F_OK) == 0 else {
             throw JournalError.cannotOpen(path: path, reason: "no such file")
         }
         guard let reader = LineReader(path: path) else {
-            throw JournalError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            throw JournalError.cannotOpen(
+                path: path, reason: "\(String(cString: strerror(errno))) (it must be a regular file, not a symlink)")
         }
         var previousHash = JournalRecord.genesis
         var beforeLast: (seq: Int64, hash: String) = (0, JournalRecord.genesis)
         var lineNumber = 0
         var tornLine: Int? = nil
-        func fail(_ seq: Int64?, _ what: String) -> VerifyResult {
+        var previous: Previous? = nil
+        func fail(_ seq: Int64?, _ what: String) -> (VerifyResult, Previous?) {
             var r = result
             r.problem = "line \(lineNumber)" + (seq.map { " (seq \($0))" } ?? "") + ": " + what
-            return r
+            return (r, previous)
         }
         while let line = reader.next() {
             lineNumber += 1
@@ -56,17 +130,11 @@ public enum JournalVerifier {
                 break
             }
             let expected = result.lastSeq + 1
-            let checked: (seq: Int64, prev: String, hash: String, hashOK: Bool)
-            if let fast = fastCheck(line.bytes) {
-                checked = fast
-            } else {
-                // Not in the writer's canonical shape: parse it to say precisely what is wrong.
-                guard let record = try? JSONParser.parse(Array(line.bytes)), let fields = record.objectValue else {
-                    return fail(expected, "not a valid JSON record")
-                }
-                guard let seq = fields["seq"]?.intValue else { return fail(expected, "record has no seq") }
-                guard let hash = fields["hash"]?.stringValue else { return fail(seq, "record has no hash") }
-                checked = (seq, fields["prev"]?.stringValue ?? "", hash, JournalRecord.hash(of: fields) == hash)
+            if line.tooLong { return fail(expected, "longer than \(LineReader.defaultMaxLine) bytes: not a record") }
+            let checked: JournalRecord.Checked
+            switch JournalRecord.check(line.bytes) {
+            case .success(let c): checked = c
+            case .failure(let problem): return fail(expected, "\(problem)")
             }
             let seq = checked.seq
             guard seq == expected else {
@@ -82,81 +150,84 @@ public enum JournalVerifier {
             if let anchor, anchor.seq == seq, anchor.hash != hash {
                 return fail(seq, "hash differs from the anchor \(anchor.seq):\(anchor.hash)")
             }
+            if seq == 1 { previous = continuation(line.bytes, record: checked.record) }
             beforeLast = (result.lastSeq, result.lastHash)
             result.records += 1
             result.lastSeq = seq
             result.lastHash = hash
             previousHash = hash
+            if case .acknowledgedAt(let ackSeq, let ackHash, let reason) = tail, seq == ackSeq {
+                guard hash == ackHash else {
+                    return fail(seq, "hash differs from the one the newer journal's journal-started record names")
+                }
+                result.warnings.append(
+                    "what follows seq \(seq) was acknowledged as a problem by a person: \(TextEscape.bounded(reason))")
+                return (result, previous)
+            }
         }
         if let anchor, anchor.seq > result.lastSeq {
             var r = result
             r.problem =
                 "line \(lineNumber + 1) (seq \(result.lastSeq + 1)): missing; the journal ends at seq \(result.lastSeq) but the anchor names seq \(anchor.seq): records were cut"
-            return r
+            return (r, previous)
         }
 
-        let head = readHead(path + ".head")
-        let headText = head.map { "\($0.seq):\($0.hash)" } ?? "missing"
-        if let torn = tornLine {
-            if let head, head.seq == result.lastSeq, head.hash == result.lastHash {
-                result.warnings.append(
-                    "line \(torn) is a torn last line after seq \(result.lastSeq) (a run was killed mid-append); the next sync truncates it")
-            } else {
-                result.problem = "line \(torn): an unterminated last line that the head (\(headText)) does not explain"
+        switch tail {
+        case .acknowledgedAt(let seq, _, _):
+            result.problem = "it ends at seq \(result.lastSeq), before seq \(seq) that the newer journal names: records were cut"
+            return (result, previous)
+        case .endsAt(let seq, let hash):
+            if tornLine != nil || result.lastSeq != seq || result.lastHash != hash {
+                result.problem =
+                    "it ends at \(result.lastSeq):\(result.lastHash)\(tornLine != nil ? " with a torn line" : ""), but the newer journal says it ended at \(seq):\(hash)"
             }
-            return result
+            return (result, previous)
+        case .head:
+            break
+        }
+
+        let head = JournalHead.read(path: path + ".head")
+        let last = JournalHead.value(seq: result.lastSeq, hash: result.lastHash)
+        if let torn = tornLine {
+            if head == last {
+                result.warnings.append(
+                    "line \(torn) is a torn last line after seq \(result.lastSeq) (a run was killed mid-append); the next run truncates it")
+            } else {
+                result.problem = "line \(torn): an unterminated last line that the head (\(head.text)) does not explain"
+            }
+            return (result, previous)
         }
         switch head {
-        case nil where result.records <= 1:
-            if result.records == 1 { result.warnings.append("no head file yet: a run was interrupted after its first append") }
-        case nil:
-            result.problem = "the head file \(path).head is missing, so a cut tail could not be detected"
-        case let head? where head.seq == result.lastSeq && head.hash == result.lastHash:
+        case last:
             break
-        case let head? where head.seq == beforeLast.seq && head.hash == beforeLast.hash && result.records > 0:
+        case .value(let seq, let hash) where result.records > 0 && seq == beforeLast.seq && hash == beforeLast.hash:
             result.warnings.append(
-                "the head is one record behind (seq \(head.seq)): a run was interrupted right after its last append")
-        case let head? where head.seq > result.lastSeq:
+                "the head is one record behind (seq \(seq)): a run was interrupted right after its last append")
+        case .missing where result.records <= 1:
+            if result.records == 1 { result.warnings.append("no head file yet: a run was interrupted after its first append") }
+        case .missing:
+            result.problem = "the head file \(path).head is missing, so a cut tail could not be detected"
+        case .unreadable:
             result.problem =
-                "line \(lineNumber + 1) (seq \(result.lastSeq + 1)): missing; the journal ends at seq \(result.lastSeq) but its head says \(headText): records were cut"
+                "the head file \(path).head is empty or unreadable: an edit, or a head write that failed in an idp-sync older than 1.1 (idp-sync now takes a record back when its head cannot be written)"
+        case .value(let seq, _) where seq > result.lastSeq:
+            result.problem =
+                "line \(lineNumber + 1) (seq \(result.lastSeq + 1)): missing; the journal ends at seq \(result.lastSeq) but its head says \(head.text): records were cut"
         case _:
-            result.problem = "the head (\(headText)) does not match the journal's last record \(result.lastSeq):\(result.lastHash)"
+            result.problem = "the head (\(head.text)) does not match the journal's last record \(result.lastSeq):\(result.lastHash)"
         }
-        return result
+        return (result, previous)
     }
 
-    /// The writer's lines are canonical JSON, so the record without `hash` is the line without its
-    /// `,"hash":"…"` member: hashing those bytes needs no parse. Returns nil for any other shape.
-    static func fastCheck(_ line: UnsafeBufferPointer<UInt8>) -> (seq: Int64, prev: String, hash: String, hashOK: Bool)? {
-        guard let afterKey = JournalScan.find(line, hashKey), afterKey + 65 <= line.count,
-            line[afterKey + 64] == UInt8(ascii: "\""), let seq = JournalScan.intField(line, "seq"),
-            let prev = JournalScan.stringField(line, "prev")
+    /// The `previous` of a `journal-started` first record, if the line is one.
+    static func continuation(_ line: UnsafeBufferPointer<UInt8>, record: JSONValue?) -> Previous? {
+        guard JournalScan.contains(line, Array("\"event\":\"journal-started\"".utf8)),
+            let record = record ?? (try? JSONParser.parse(Array(line))),
+            let previous = record["previous"], let file = previous["file"]?.stringValue,
+            let seq = previous["seq"]?.intValue, let hash = previous["hash"]?.stringValue
         else { return nil }
-        let memberStart = afterKey - hashKey.count
-        let memberEnd = afterKey + 65
-        var hasher = SHA256()
-        hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: line[0..<memberStart])))
-        hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: line[memberEnd..<line.count])))
-        let digest = Array(hasher.finalize())
-        let stored = line[afterKey..<afterKey + 64]
-        var ok = true
-        let hex = Array("0123456789abcdef".utf8)
-        for (i, byte) in digest.enumerated() {
-            if stored[afterKey + 2 * i] != hex[Int(byte >> 4)] || stored[afterKey + 2 * i + 1] != hex[Int(byte & 0x0F)] {
-                ok = false
-                break
-            }
-        }
-        return (seq, prev, String(decoding: UnsafeBufferPointer(rebasing: stored), as: UTF8.self), ok)
-    }
-
-    static let hashKey = Array(",\"hash\":\"".utf8)
-
-    static func readHead(_ path: String) -> (seq: Int64, hash: String)? {
-        guard let reader = LineReader(path: path), let line = reader.next() else { return nil }
-        let text = String(decoding: line.bytes, as: UTF8.self)
-        let parts = text.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, let seq = Int64(parts[0]) else { return nil }
-        return (seq, String(parts[1]))
+        return Previous(
+            file: file, seq: seq, hash: hash,
+            acknowledged: record["acknowledged"].map { $0["reason"]?.stringValue ?? "no reason given" })
     }
 }

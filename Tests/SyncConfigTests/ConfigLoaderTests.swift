@@ -8,7 +8,8 @@ struct ConfigLoaderTests {
 
     func loader(_ env: [String: String] = ["CREDENTIALS_DIRECTORY": "/run/creds"]) -> ConfigLoader {
         let files = self.files
-        return ConfigLoader(environment: env, readFile: { files[$0] })
+        return ConfigLoader(
+            environment: env, readFile: { files[$0].map { .success($0) } ?? .failure(.cannotOpen("no such file")) })
     }
 
     let good = """
@@ -135,7 +136,7 @@ struct ConfigLoaderTests {
 @Suite("Config: the SCIM source")
 struct SCIMConfigTests {
     func parse(_ source: String, env: [String: String] = ["SCIM_TOKEN": "t0k"]) throws -> SyncConfiguration {
-        try ConfigLoader(environment: env, readFile: { _ in "file-secret\n" }).parse(
+        try ConfigLoader(environment: env, readFile: { _ in .success("file-secret\n") }).parse(
             """
             version: 1
             source:

@@ -94,6 +94,30 @@ let plannerCases: [PlannerCase] = [
         tags: ["idp-managed", Marks.orphaned, Marks.missingSincePrefix + "yesterday", Marks.reasonPrefix + "missing"],
         expected: [.flag], situation: .missing,
         expectedTags: ["idp-managed", Marks.orphaned, since(now), Marks.reasonPrefix + "missing"]),
+    // Hostile clocks (issue 10.3): one crafted tag must not trap the planner and stop every run.
+    PlannerCase(
+        name: "missing-since of Int64.min is unreadable and rewritten to now", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, Marks.missingSincePrefix + "-9223372036854775808", Marks.reasonPrefix + "missing"],
+        expected: [.flag], situation: .missing,
+        expectedTags: ["idp-managed", Marks.orphaned, since(now), Marks.reasonPrefix + "missing"]),
+    PlannerCase(
+        name: "missing-since just above Int64.min + a day is rewritten to now", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, Marks.missingSincePrefix + "-9223372036854700000", Marks.reasonPrefix + "missing"],
+        grace: 0, expected: [.flag, .disable], situation: .missing),
+    PlannerCase(
+        name: "missing-since of Int64.max is rewritten to now", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, Marks.missingSincePrefix + "9223372036854775807", Marks.reasonPrefix + "missing"],
+        expected: [.flag], situation: .missing,
+        expectedTags: ["idp-managed", Marks.orphaned, since(now), Marks.reasonPrefix + "missing"]),
+    PlannerCase(
+        name: "a clock before 1970 is unreadable and rewritten to now", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, Marks.missingSincePrefix + "-1", Marks.reasonPrefix + "missing"],
+        expected: [.flag], situation: .missing,
+        expectedTags: ["idp-managed", Marks.orphaned, since(now), Marks.reasonPrefix + "missing"]),
+    PlannerCase(
+        name: "the largest grace never wraps into a disable", user: .absent,
+        tags: ["idp-managed", Marks.orphaned, since(1), Marks.reasonPrefix + "missing"], grace: Int64.max,
+        expected: [], situation: .missing),
     PlannerCase(
         name: "our plugin without our tags gets its tags back", user: .absent, tags: ["idp-managed"], ourPlugin: true,
         expected: [.flag], situation: .missing,
