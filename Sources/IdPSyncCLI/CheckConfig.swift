@@ -40,7 +40,7 @@ struct CheckConfig: AsyncParsableCommand {
                 print("ok    source   \(ldap.settings.url): bound as \(ldap.settings.bindDN ?? "anonymous")")
             } catch {
                 failed = true
-                print("FAIL  source   \(error)")
+                print("FAIL  source   \(error)".escapedForTerminal)
             }
         } else if let scim = source as? SCIMDirectorySource {
             do {
@@ -48,7 +48,7 @@ struct CheckConfig: AsyncParsableCommand {
                 print("ok    source   \(scim.settings.url): \(total) users")
             } catch {
                 failed = true
-                print("FAIL  source   \(error)")
+                print("FAIL  source   \(error)".escapedForTerminal)
             }
         }
         for gateway in LiveAdapters.gateways(config, logger: logger) {
@@ -62,7 +62,7 @@ struct CheckConfig: AsyncParsableCommand {
                 }
             } catch {
                 failed = true
-                print("FAIL  gateway  \(error)")
+                print("FAIL  gateway  \(error)".escapedForTerminal)
             }
         }
         if failed { throw ExitCode(1) }

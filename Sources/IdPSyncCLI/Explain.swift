@@ -64,7 +64,7 @@ struct Explain: AsyncParsableCommand {
             do {
                 if let fingerprint {
                     if let hit = try await gateway.findKey(fingerprint: fingerprint),
-                        let c = try await gateway.readConsumer(hit.consumer)
+                        let c = try await gateway.findConsumer(hit.consumer.rawValue)
                     {
                         found = (gateway, c)
                         break
@@ -137,8 +137,10 @@ struct Explain: AsyncParsableCommand {
                 protected: protected, now: Environment.unixNow()))
         switch output {
         case .text:
-            print(explanation.text, terminator: "")
-            for problem in problems { print("note: \(problem)") }
+            // Tags, reasons and errors come from the gateway, the directory and the journal: escaped.
+            let lines = explanation.text.split(separator: "\n", omittingEmptySubsequences: false)
+            print(lines.map { String($0).escapedForTerminal }.joined(separator: "\n"), terminator: "")
+            for problem in problems { print("note: \(problem)".escapedForTerminal) }
         case .json:
             var json = explanation.json.objectValue ?? [:]
             json["problems"] = JSONValue(problems)

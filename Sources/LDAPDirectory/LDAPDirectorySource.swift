@@ -183,10 +183,13 @@ final class Connection {
             var rc: Int32 = 0
             password.withCString { pointer in
                 var cred = berval(bv_len: ber_len_t(strlen(pointer)), bv_val: UnsafeMutablePointer(mutating: pointer))
-                rc = ldap_sasl_bind_s(handle, dn, nil, &cred, nil, nil, nil)
+                var msgid: Int32 = 0
+                rc = ldap_sasl_bind(handle, dn, nil, &cred, nil, nil, &msgid)
+                if rc == LDAP_SUCCESS { rc = Self.awaitResult(handle, msgid, settings: settings) }
             }
             guard rc == LDAP_SUCCESS else {
                 let tls = settings.url.hasPrefix("ldaps://") || settings.startTLS
+                if rc == LDAP_USER_CANCELLED { throw SourceError("LDAP \(settings.url): stopped by a signal during the bind") }
                 let hint =
                     rc == LDAP_INVALID_CREDENTIALS
                     ? "check bind_dn and the bind password"
@@ -194,6 +197,28 @@ final class Connection {
                         ? "check url, ca_file and that the server certificate names this host (an IP needs an IP subjectAltName)"
                         : "check url and the network"
                 throw error(rc, "bind as \(dn) failed; \(hint)")
+            }
+        }
+    }
+
+    /// Waits for the result of operation `msgid` in half-second slices, so SIGTERM ends the wait
+    /// within half a second; returns its result code (LDAP_TIMEOUT after `timeout` of silence,
+    /// LDAP_USER_CANCELLED when asked to stop).
+    static func awaitResult(_ ld: OpaquePointer, _ msgid: Int32, settings: LDAPSettings) -> Int32 {
+        let started = ContinuousClock.now
+        while true {
+            var message: OpaquePointer? = nil
+            var wait = timeval(tv_sec: 0, tv_usec: 500_000)
+            let type = ldap_result(ld, msgid, LDAP_MSG_ALL, &wait, &message)
+            if type > 0, let message {
+                var code: Int32 = 0
+                let rc = ldap_parse_result(ld, message, &code, nil, nil, nil, nil, 1)
+                return rc == LDAP_SUCCESS ? code : rc
+            }
+            if type < 0 { return idpsync_ldap_result_code(ld) }
+            if settings.shouldStop() || ContinuousClock.now - started > .seconds(settings.timeoutSeconds) {
+                ldap_abandon_ext(ld, msgid, nil, nil)
+                return settings.shouldStop() ? LDAP_USER_CANCELLED : LDAP_TIMEOUT
             }
         }
     }

@@ -7,15 +7,17 @@ final class Scenario: @unchecked Sendable {
     let ldap: SlapdServer
     let kong: KongServer
     let dir = TempDir()
-    var journal: String { dir.path + "/journal.jsonl" }
+    let journal: String
     var config: String { dir.path + "/config.yaml" }
     var consumers: [String: String] = [:]  // username → Kong id
 
     init(
         users: Int = 0, policy: [String: String] = [:], kongArguments: [String] = [], token: String? = nil,
         source: [String: String] = [:], ldap: SlapdServer? = nil, concurrency: Int = 8,
-        certs: TestCertificates? = nil, mtls: Bool = false
+        certs: TestCertificates? = nil, mtls: Bool = false, gateway: [String: String] = [:], journal: String? = nil,
+        extraConfig: String = ""
     ) throws {
+        self.journal = journal ?? dir.path + "/journal.jsonl"
         self.ldap = try ldap ?? SlapdServer(users: users)
         kong = try KongServer(arguments: kongArguments, certs: certs, mtls: mtls)
         _ = dir.write("bind-password", self.ldap.password + "\n")
@@ -40,6 +42,17 @@ final class Scenario: @unchecked Sendable {
         let policyDefaults = [
             "grace_period": "24h", "max_disable": "10", "max_disable_percent": "50", "protected": "[svc-*]",
         ]
+        var gatewayKeys: [(String, String)] = [
+            ("match", "{ consumer: custom_id, user: id }"), ("concurrency", String(concurrency)),
+        ]
+        for (key, value) in gateway.sorted(by: { $0.key < $1.key }) {
+            if let i = gatewayKeys.firstIndex(where: { $0.0 == key }) {
+                gatewayKeys[i].1 = value
+            } else {
+                gatewayKeys.append((key, value))
+            }
+        }
+        let gatewayText = gatewayKeys.map { "    \($0.0): \($0.1)" }.joined(separator: "\n")
         let policyText = policyDefaults.merging(policy) { _, new in new }.sorted { $0.key < $1.key }
             .map { "  \($0.key): \($0.value)" }.joined(separator: "\n")
         _ = dir.write(
@@ -53,12 +66,12 @@ final class Scenario: @unchecked Sendable {
                 type: kong
                 admin_url: \(kong.url)
             \(tokenLine)    select_tags: [idp-managed]
-                match: { consumer: custom_id, user: id }
-                concurrency: \(concurrency)
+            \(gatewayText)
             policy:
             \(policyText)
             journal:
-              path: \(journal)
+              path: \(self.journal)
+            \(extraConfig)
             """)
     }
 
