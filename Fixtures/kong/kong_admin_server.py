@@ -2,7 +2,7 @@
 """Kong Admin API test server (Python 3.11 standard library only).
 
 Follows Kong Gateway 3.9 OSS, DB-backed with the Postgres strategy, as summarised in
-shared/docs/kong-admin-api.md (cited below as "doc §N"). Only what the idp-sync worker touches
+KONG-FACTS.md in this folder (cited below as "doc §N"). Only what the idp-sync worker touches
 is modelled: node info, consumers, key-auth credentials (table `keyauth_credentials`), plugins
 (request-termination, key-auth, rate-limiting, acl), tags, pagination and the error bodies.
 It is a fixture, not Kong: what it does not model is listed in README.md.
@@ -1518,7 +1518,7 @@ class FaultRule:
         if not isinstance(spec, dict):
             raise ValueError("each rule must be an object")
         known = {"method", "methods", "path_regex", "status", "times", "body", "after", "retry_after",
-                 "drop", "delay_ms", "fraction", "seed"}
+                 "drop", "delay_ms", "fraction", "seed", "headers"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise ValueError(f"unknown rule field(s): {', '.join(unknown)}")
@@ -1542,6 +1542,10 @@ class FaultRule:
         self.times = spec.get("times")
         self.after = spec.get("after") or 0
         self.retry_after = spec.get("retry_after")
+        self.headers = spec.get("headers") or {}
+        if not isinstance(self.headers, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()):
+            raise ValueError("headers must be an object of strings")
         self.fraction = spec.get("fraction")
         if self.fraction is not None and not (isinstance(self.fraction, (int, float)) and 0 <= self.fraction <= 1):
             raise ValueError("fraction must be a number in 0..1")
@@ -2635,6 +2639,7 @@ class Handler(BaseHTTPRequestHandler):
                 retry_after = None if rule.retry_after is None else str(rule.retry_after)  # a string goes out verbatim
                 if retry_after is not None:
                     headers.append(("Retry-After", retry_after))
+                headers.extend(rule.headers.items())                # e.g. a Location for a redirect
                 body = rule.body
                 if isinstance(body, str):
                     body = body.encode("utf-8")

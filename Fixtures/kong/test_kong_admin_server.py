@@ -1,4 +1,4 @@
-"""Tests for kong_admin_server.py: the Kong behaviours it claims (kong-admin-api.md) and its
+"""Tests for kong_admin_server.py: the Kong behaviours it claims (KONG-FACTS.md) and its
 /__test/ control API. Run: python3 -m pytest -q Fixtures/kong
 
 Set KONG_FIXTURE_BIG=0 to skip the 100k-consumer walk (it takes a few seconds)."""
@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -751,20 +752,15 @@ def test_generate_usernames_and_custom_ids(api):
 
 @pytest.mark.skipif(os.environ.get("KONG_FIXTURE_BIG") == "0", reason="KONG_FIXTURE_BIG=0")
 def test_generate_100k_and_walk_all_pages(api):
-    t0 = time.perf_counter()
+    # Correctness only; how fast this is belongs to `make bench-scale`, not to a test.
     r = api.post("/__test/generate", {"count": 100000, "tags": ["bench"], "keys_per_consumer": 2,
                                       "custom_id": "uuid5"})
     assert r.status == 201 and r.json["keys"] == 200000
-    t_gen = time.perf_counter() - t0
-    t1 = time.perf_counter()
     consumers, pages = walk(api, "/consumers?size=1000&tags=bench")
-    t_walk = time.perf_counter() - t1
     assert len(consumers) == 100000 and len(pages) == 100
     assert len({c["id"] for c in consumers}) == 100000
     keys, kpages = walk(api, "/key-auths?size=1000")
     assert len(keys) == 200000 and len(kpages) == 200
-    print(f"generate {t_gen:.2f}s, consumer walk {t_walk:.2f}s")
-    assert t_gen < 20 and t_walk < 10          # generous: the machine is shared
 
 
 def test_faults_times_and_after(api):
@@ -802,12 +798,32 @@ def test_faults_forever_and_drop(api, server):
     fresh.close()
 
 
-def test_faults_delay_passes_through(api):
-    api.post("/__test/faults", {"rules": [{"method": "GET", "path_regex": "^/status$", "delay_ms": 150}]})
-    t0 = time.perf_counter()
-    r = api.get("/status")
-    assert r.status == 200 and time.perf_counter() - t0 >= 0.14
-    assert api.get("/__test/faults").json["rules"][0]["status"] is None
+def test_faults_delay_passes_through(api, server):
+    """The server holds a delayed request: while it waits, another connection is served and sees
+    it counted (on arrival) but unanswered. Evidence from the server, not from a clock."""
+    api.post("/__test/faults", {"rules": [{"method": "GET", "path_regex": "^/status$", "delay_ms": 2000}]})
+    answered = threading.Event()
+    result = {}
+
+    def delayed():
+        c = server.client()
+        result["status"] = c.get("/status").status
+        answered.set()
+        c.close()
+
+    t = threading.Thread(target=delayed)
+    t.start()
+    other = server.client()
+    for _ in range(1000):
+        if other.get("/__test/stats").json["by_route"].get("GET /status") == 1:
+            break
+        time.sleep(0.005)
+    assert other.get("/__test/stats").json["by_route"].get("GET /status") == 1
+    assert not answered.is_set()                     # arrived, still held
+    t.join(10)
+    assert answered.is_set() and result["status"] == 200
+    assert other.get("/__test/faults").json["rules"][0]["status"] is None
+    other.close()
 
 
 def test_faults_fraction_is_deterministic(api):

@@ -385,3 +385,14 @@ def test_reset_clears_observations(api):
     assert stats["max_writes_in_flight"] == 1 and len(stats["retry_gaps"]) == 1
     api.post("/__test/reset")
     assert api.get("/__test/stats").json == {"total": 0, "writes": 0, "by_route": {}, "by_status": {}}
+
+
+
+def test_fault_rule_extra_headers(api):
+    r = api.post("/__test/faults", {"rules": [{"method": "GET", "path_regex": "^/$", "status": 302,
+                                               "headers": {"Location": "http://127.0.0.1:1/elsewhere"}}]})
+    assert r.status == 200, r.raw
+    g = api.get("/")
+    assert g.status == 302 and g.headers["Location"] == "http://127.0.0.1:1/elsewhere"
+    assert api.post("/__test/faults", {"rules": [{"status": 500, "headers": {"X": 1}}]}).status == 400
+    api.delete("/__test/faults")

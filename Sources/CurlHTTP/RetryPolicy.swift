@@ -26,7 +26,7 @@ public struct RetryPolicy: Sendable {
     ]
 
     /// Seconds to wait before attempt `attempt + 1`, or nil to give up.
-    func delay(afterAttempt attempt: Int, status: Int?, retryAfter: Double?, transportCode: Int?, repeatable: Bool)
+    public func delay(afterAttempt attempt: Int, status: Int?, retryAfter: Double?, transportCode: Int?, repeatable: Bool)
         -> Double?
     {
         guard attempt <= retries else { return nil }

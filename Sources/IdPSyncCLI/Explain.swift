@@ -146,6 +146,8 @@ struct Explain: AsyncParsableCommand {
             json["problems"] = JSONValue(problems)
             print(JSONValue.object(json).canonical)
         }
-        if found == nil && !problems.isEmpty { throw ExitCode(1) }
+        // A lookup that finds nothing exits 1, like any lookup: no consumer by that name on any gateway,
+        // or a key whose consumer could not be read. (An unknown key is an answer: "another environment".)
+        if found == nil && (consumer != nil || !problems.isEmpty) { throw ExitCode(1) }
     }
 }

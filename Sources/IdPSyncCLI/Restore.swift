@@ -35,8 +35,9 @@ struct Restore: AsyncParsableCommand {
         signal(SIGXFSZ, SIG_IGN)
         let logger = logOptions.logger()
         let config: SyncConfiguration
+        let configBytes: [UInt8]
         do {
-            config = try ConfigLoader(environment: Environment.all).load(path: options.config)
+            (config, configBytes) = try RunSetup.readConfig(options.config)
         } catch {
             fail("\(error)")
         }
@@ -51,28 +52,23 @@ struct Restore: AsyncParsableCommand {
         guard records.contains(where: { $0["event"] == "run-started" }) else {
             fail("run \(target) is not in the journal \(config.journalPath); list runs with: idp-sync journal --runs --config \(options.config)")
         }
-        var lock: JournalLock? = nil
-        var journal: JournalFile? = nil
+        var opened: OpenedRun? = nil
         if !dryRun {
             do {
-                lock = try JournalLock(journalPath: config.journalPath)
-                journal = try JournalFile(path: config.journalPath)
+                opened = try RunSetup.open(config, configBytes: configBytes, logger: logger)
             } catch {
                 fail("\(error)")
             }
         }
         let restore = RestoreRun(
-            gateways: LiveAdapters.gateways(config, logger: logger), journal: journal, runID: Sync.newRunID(),
-            startFields: [
-                "version": .string(IdPSync.version), "host": .string(Environment.hostname),
-                "uid": .int(Int64(getuid())),
-            ], logger: logger)
+            gateways: LiveAdapters.gateways(config, logger: logger), journal: opened?.journal, runID: Sync.newRunID(),
+            startFields: opened?.startFields ?? RunSetup.startFields(configBytes: configBytes), logger: logger)
         let report = await restore.run(undoing: target, records: records, dryRun: dryRun)
         switch output {
         case .json: print(report.json.canonical)
         case .text: print(report.text(color: isatty(1) == 1), terminator: "")
         }
-        withExtendedLifetime(lock) {}
+        withExtendedLifetime(opened) {}
         throw ExitCode(report.exitStatus.rawValue)
     }
 

@@ -42,27 +42,18 @@ struct Sync: AsyncParsableCommand {
         signal(SIGXFSZ, SIG_IGN)
         let startedAt = Environment.now()
         let logger = logOptions.logger()
-        let loader = ConfigLoader(environment: Environment.all)
-        // Read once: the same bytes are parsed and hashed into run-started's config_sha256.
-        guard let configText = ConfigLoader.readTextFile(options.config) else {
-            finish(failure: "\(options.config): cannot read the file (missing or not UTF-8)")
-        }
         let config: SyncConfiguration
+        let configBytes: [UInt8]
         do {
-            config = try loader.parse(configText, file: options.config)
-        } catch let error as ConfigError {
-            finish(failure: error.description)
+            (config, configBytes) = try RunSetup.readConfig(options.config)
+        } catch {
+            finish(failure: "\(error)")
         }
-        let configBytes = Array(configText.utf8)
         let runID = Self.newRunID()
 
-        var lock: JournalLock? = nil
-        var journal: JournalFile? = nil
+        var opened: OpenedRun? = nil
         var lastGoodUsers: Int? = nil
-        var startFields: [String: JSONValue] = [
-            "version": .string(IdPSync.version), "host": .string(Environment.hostname),
-            "uid": .int(Int64(getuid())), "config_sha256": .string(KeyFingerprint.hexSHA256(configBytes)),
-        ]
+        var startFields = RunSetup.startFields(configBytes: configBytes)
         do {
             if dryRun {
                 let scan = try JournalScan.scan(path: config.journalPath)
@@ -73,35 +64,15 @@ struct Sync: AsyncParsableCommand {
                         metadata: ["journal.problem": "\(problem)"])
                 }
             } else {
-                lock = try JournalLock(journalPath: config.journalPath)
-                let file = try JournalFile(path: config.journalPath)
-                if let fixed = file.modeFixed {
-                    logger.warning("journal mode fixed", metadata: ["journal.mode": "\(fixed)"])
-                }
-                if let repaired = file.repaired {
-                    startFields["repaired"] = .string(repaired)
-                    logger.warning("journal repaired", metadata: ["journal.repaired": "\(repaired)"])
-                }
-                if let interrupted = file.interrupted {
-                    // Writes of a killed run may or may not have reached the gateway; this run re-reads
-                    // everything, converges, and records what it found.
-                    startFields["previous_run_interrupted"] = [
-                        "run": .string(interrupted.run),
-                        "intents_without_outcome": .array(interrupted.unfinishedIntents.map { .int($0) }),
-                    ]
-                    logger.warning(
-                        "the previous run was interrupted",
-                        metadata: [
-                            "sync.previous_run": "\(interrupted.run)",
-                            "sync.intents_without_outcome": "\(interrupted.unfinishedIntents.count)",
-                        ])
-                }
-                lastGoodUsers = file.lastGoodUsers
-                journal = file
+                let run = try RunSetup.open(config, configBytes: configBytes, logger: logger)
+                lastGoodUsers = run.journal.lastGoodUsers
+                startFields = run.startFields
+                opened = run
             }
         } catch {
             finish(failure: "\(error)")
         }
+        let journal = opened?.journal
 
         StopSignal.install()
         let engine = SyncRun(
@@ -124,7 +95,7 @@ struct Sync: AsyncParsableCommand {
         ]
         if let journal { metadata["journal.head"] = "\(journal.head)" }
         logger.info("run finished", metadata: metadata)
-        withExtendedLifetime(lock) {}
+        withExtendedLifetime(opened) {}
         throw ExitCode(report.exitStatus.rawValue)
     }
 

@@ -71,8 +71,14 @@ public struct ConfigLoader {
     }
 
     public func load(path: String) throws -> SyncConfiguration {
+        try loadWithBytes(path: path).config
+    }
+
+    /// Reads the file once and returns the configuration with the exact bytes parsed (for
+    /// `run-started`'s `config_sha256`).
+    public func loadWithBytes(path: String) throws -> (config: SyncConfiguration, bytes: [UInt8]) {
         switch Self.readText(path) {
-        case .success(let text): return try parse(text, file: path)
+        case .success(let text): return (try parse(text, file: path), Array(text.utf8))
         case .failure(let problem):
             throw ConfigError(file: path, diagnostics: [ConfigDiagnostic(path: "", message: "the file \(problem)")])
         }

@@ -56,6 +56,8 @@ public struct RunReport: Sendable {
             ]
         }
         return [
+            // A reader that meets a higher format_version than it knows says so instead of guessing.
+            "format_version": "1",
             "run": JSONValue(run),
             "dry_run": .bool(dryRun),
             "exit_code": .int(Int64(exitStatus.rawValue)),

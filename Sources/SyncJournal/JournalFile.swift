@@ -298,12 +298,6 @@ public struct JournalScan {
         var result = JournalScan()
         var lastLine: [UInt8] = []
         var lineNumber = 0
-        let finished = Array("\"event\":\"run-finished\"".utf8)
-        let refused = Array("\"event\":\"run-refused\"".utf8)
-        let started = Array("\"event\":\"run-started\"".utf8)
-        let journalStarted = Array("\"event\":\"journal-started\"".utf8)
-        let intent = Array("\"event\":\"intent\"".utf8)
-        let outcome = Array("\"event\":\"outcome\"".utf8)
         var runOpen: String? = nil
         var openIntents: [Int64] = []
         while let line = reader.next() {
@@ -340,31 +334,34 @@ public struct JournalScan {
             lastLine.removeAll(keepingCapacity: true)
             lastLine.append(contentsOf: line.bytes)
 
-            if contains(line.bytes, started) {
+            switch eventName(line.bytes) {
+            case "run-started":
                 // Parsed: `previous_run_interrupted` holds a nested "run".
                 let record = checked.record ?? (try? JSONParser.parse(Array(line.bytes)))
                 runOpen = record?["run"]?.stringValue ?? "unknown"
                 openIntents = []
-            } else if contains(line.bytes, intent) {
-                if let seq = intField(line.bytes, "seq") { openIntents.append(seq) }
-            } else if contains(line.bytes, outcome) {
+            case "intent":
+                openIntents.append(checked.seq)
+            case "outcome":
                 if let seq = intField(line.bytes, "intent") { openIntents.removeAll { $0 == seq } }
-            } else if contains(line.bytes, finished) {
+            case "run-finished":
                 runOpen = nil
                 if let record = try? JSONParser.parse(Array(line.bytes)), record["outcome"]?.stringValue == "ok",
                     let users = record["users"]?.intValue, users >= 0
                 {
                     result.lastGoodUsers = Int(users)
                 }
-            } else if contains(line.bytes, refused) {
+            case "run-refused":
                 runOpen = nil
-            } else if contains(line.bytes, journalStarted) {
+            case "journal-started":
                 // A rotated or acknowledged journal carries the shrink baseline over.
                 if let record = try? JSONParser.parse(Array(line.bytes)), let users = record["last_good_users"]?.intValue,
                     users >= 0
                 {
                     result.lastGoodUsers = Int(users)
                 }
+            default:
+                break
             }
         }
         if let runOpen { result.interrupted = (runOpen, openIntents) }
@@ -378,6 +375,16 @@ public struct JournalScan {
             }
         }
         return result
+    }
+
+    static let eventKey = Array("\"event\":\"".utf8)
+
+    /// The value of `"event":"…"`, read off the bytes.
+    static func eventName(_ line: UnsafeBufferPointer<UInt8>) -> Substring {
+        guard let start = find(line, eventKey) else { return "" }
+        var end = start
+        while end < line.count, end - start < 32, line[end] != UInt8(ascii: "\"") { end += 1 }
+        return Substring(String(decoding: UnsafeBufferPointer(rebasing: line[start..<end]), as: UTF8.self))
     }
 
     /// `"key":123` in canonical JSON, without parsing the line.

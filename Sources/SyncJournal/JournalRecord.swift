@@ -1,4 +1,7 @@
 import Crypto
+#if canImport(Glibc)
+import Glibc
+#endif
 import SyncCore
 import SyncEngine
 
@@ -58,15 +61,23 @@ public enum JournalRecord {
     /// The writer's lines are canonical JSON, so the record without `hash` is the line without its
     /// `,"hash":"…"` member: hashing those bytes needs no parse. Nil for any other shape.
     static func fastCheck(_ line: UnsafeBufferPointer<UInt8>, verifyHash: Bool) -> Checked? {
-        // Only where each key occurs once: a nested `"seq"` (journal-started's `previous`) sends the
-        // line down the parsing path.
-        guard occursOnce(line, hashKey), occursOnce(line, seqKey), occursOnce(line, prevKey) else { return nil }
-        guard let afterKey = JournalScan.find(line, hashKey), afterKey + 65 <= line.count,
-            line[afterKey + 64] == UInt8(ascii: "\""), let seq = JournalScan.intField(line, "seq"), seq > 0,
-            let prev = JournalScan.stringField(line, "prev"), isHex64(prev)
+        // One pass finds the three members, and only where each occurs once: a nested `"seq"`
+        // (journal-started's `previous`) sends the line down the parsing path.
+        guard let at = memberPositions(line) else { return nil }
+        let afterKey = at.hash
+        guard afterKey + 65 <= line.count, line[afterKey + 64] == UInt8(ascii: "\"") else { return nil }
+        var i = at.seq, seq: Int64 = 0, digits = 0
+        while i < line.count, line[i] >= 48, line[i] <= 57, digits < 18 {
+            seq = seq * 10 + Int64(line[i] - 48)
+            i += 1
+            digits += 1
+        }
+        guard digits > 0, seq > 0, i < line.count, line[i] < 48 || line[i] > 57 else { return nil }
+        guard at.prev + 65 <= line.count, line[at.prev] == UInt8(ascii: "\""), line[at.prev + 65] == UInt8(ascii: "\"")
         else { return nil }
+        let prev = String(decoding: UnsafeBufferPointer(rebasing: line[at.prev + 1..<at.prev + 65]), as: UTF8.self)
         let stored = String(decoding: UnsafeBufferPointer(rebasing: line[afterKey..<afterKey + 64]), as: UTF8.self)
-        guard isHex64(stored) else { return nil }
+        guard isHex64(prev), isHex64(stored) else { return nil }
         guard verifyHash else { return Checked(seq: seq, prev: prev, hash: stored, hashOK: true) }
         let memberStart = afterKey - hashKey.count
         let memberEnd = afterKey + 65
@@ -85,12 +96,38 @@ public enum JournalRecord {
         return Checked(seq: seq, prev: prev, hash: stored, hashOK: ok)
     }
 
-    static let hashKey = Array(",\"hash\":\"".utf8)
-    static let seqKey = Array("\"seq\":".utf8)
-    static let prevKey = Array("\"prev\":".utf8)
-
-    static func occursOnce(_ line: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool {
-        guard let first = JournalScan.find(line, needle) else { return false }
-        return JournalScan.find(UnsafeBufferPointer(rebasing: line[first...]), needle) == nil
+    /// Where the values of `"seq":`, `"prev":` and `,"hash":"` start, when each occurs exactly once;
+    /// one pass over the line, looking only at quote characters.
+    static func memberPositions(_ line: UnsafeBufferPointer<UInt8>) -> (seq: Int, prev: Int, hash: Int)? {
+        var seq = -1, prev = -1, hash = -1
+        let n = line.count
+        guard let base = line.baseAddress else { return nil }
+        var i = 0
+        while i < n {
+            guard let found = memchr(base + i, 0x22, n - i) else { break }
+            let q = UnsafeRawPointer(found).assumingMemoryBound(to: UInt8.self) - base
+            // "seq":   "prev":   "hash":"   (the hash member must follow a comma)
+            if q + 6 <= n, line[q + 1] == 0x73, line[q + 2] == 0x65, line[q + 3] == 0x71, line[q + 4] == 0x22,
+                line[q + 5] == 0x3A
+            {
+                guard seq < 0 else { return nil }
+                seq = q + 6
+            } else if q + 7 <= n, line[q + 1] == 0x70, line[q + 2] == 0x72, line[q + 3] == 0x65, line[q + 4] == 0x76,
+                line[q + 5] == 0x22, line[q + 6] == 0x3A
+            {
+                guard prev < 0 else { return nil }
+                prev = q + 7
+            } else if q + 8 <= n, q > 0, line[q - 1] == 0x2C, line[q + 1] == 0x68, line[q + 2] == 0x61,
+                line[q + 3] == 0x73, line[q + 4] == 0x68, line[q + 5] == 0x22, line[q + 6] == 0x3A, line[q + 7] == 0x22
+            {
+                guard hash < 0 else { return nil }
+                hash = q + 8
+            }
+            i = q + 1
+        }
+        guard seq >= 0, prev >= 0, hash >= 0 else { return nil }
+        return (seq, prev, hash)
     }
+
+    static let hashKey = Array(",\"hash\":\"".utf8)
 }

@@ -90,8 +90,10 @@ final class LineReader {
             if chunkStart == chunkEnd {
                 if eof || !fill() { break }
             }
-            var i = chunkStart
-            while i < chunkEnd && chunk[i] != 0x0A { i += 1 }
+            let i: Int = chunk.withUnsafeBufferPointer { buffer in
+                guard let found = memchr(buffer.baseAddress! + chunkStart, 0x0A, chunkEnd - chunkStart) else { return chunkEnd }
+                return UnsafeRawPointer(found).assumingMemoryBound(to: UInt8.self) - buffer.baseAddress!
+            }
             let piece = i - chunkStart
             if count < maxLine {
                 let keep = min(piece, maxLine - count)

@@ -37,8 +37,11 @@ struct DirectoryServer389Tests {
 
         // A full sync by nsUniqueId.
         let kong = try KongServer()
-        let consumers: [JSONValue] = byUniqueID.users.prefix(20).map {
-            ["username": .string($0.username!), "custom_id": .string($0.id.rawValue), "tags": ["idp-managed"]]
+        // dsuser0001…0020; the fixture locks every 10th user, so exactly dsuser0010 and dsuser0020.
+        let names = (1...20).map { "dsuser" + String(repeating: "0", count: 4 - String($0).count) + String($0) }
+        let consumers: [JSONValue] = try names.map { name in
+            let user = try #require(byUniqueID.users.first { $0.username == name })
+            return ["username": .string(name), "custom_id": .string(user.id.rawValue), "tags": ["idp-managed"]]
         }
         try await kong.seed(["consumers": .array(consumers)])
         let work = TempDir()
@@ -67,8 +70,10 @@ struct DirectoryServer389Tests {
         let r = try runProcess(Repo.binary, ["sync", "--config", config, "--output", "json"])
         #expect(r.status == 0, "\(r.stderr)")
         let report = try JSONParser.parse(r.stdout)
-        let locked = byUniqueID.users.prefix(20).filter { $0.state == .deactivated }.count
-        #expect(report["counts"]?["disable"] == .int(Int64(locked)))
-        #expect(report["counts"]?["linked"] == .int(Int64(20 - locked)))
+        #expect(report["counts"]?["disable"] == .int(2))
+        #expect(report["counts"]?["linked"] == .int(18))
+        let disabled = (report["actions"]?.arrayValue ?? []).filter { $0["action"] == "disable" }
+            .compactMap { $0["consumer"]?["username"]?.stringValue }.sorted()
+        #expect(disabled == ["dsuser0010", "dsuser0020"])
     }
 }

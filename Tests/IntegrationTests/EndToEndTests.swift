@@ -142,6 +142,9 @@ struct EndToEndTests {
         #expect(report["counts"]?["disable"] == .int(2))
         #expect(report["counts"]?["protected"] == .int(1))
         #expect(report["source"]?["users"] == .int(6))
+        #expect(report["format_version"] == "1")
+        let runStarted = try s.records().first { $0["event"] == "run-started" }
+        #expect(runStarted?["journal_format"] == .int(1))
         let frank = try await s.consumer("frank")
         let frankTags = frank["tags"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(frankTags.contains("owner:ops") && frankTags.contains(Marks.orphaned))
@@ -224,6 +227,24 @@ struct EndToEndTests {
         }
         let journal = try String(contentsOfFile: s.journal, encoding: .utf8)
         #expect(!journal.contains("kong-admin-token-777") && !journal.contains(s.ldap.password))
+    }
+
+    /// `--detailed-exitcode` on real runs: 2 with changes made, 0 when quiet, 3 when a brake refuses
+    /// (the brake wins over "changes", product.md §4's order).
+    @Test func detailedExitCodesOfRealRuns() async throws {
+        let s = try Scenario()
+        try await s.seedDemo()
+        let changes = try s.sync(["--detailed-exitcode"])
+        #expect(changes.status == 2, "\(changes.stderr)")
+        #expect(try await s.plugins("carol").count == 1)
+        let quiet = try s.sync(["--detailed-exitcode"])
+        #expect(quiet.status == 0, "\(quiet.stderr)")
+
+        let braked = try Scenario(policy: ["max_disable": "1"])
+        try await braked.seedDemo()
+        let refused = try braked.sync(["--detailed-exitcode"])
+        #expect(refused.status == 3, "\(refused.stderr)")
+        #expect(try await braked.writes() == 0)
     }
 
     @Test func configProblemsGetAJSONReportAndExit1() async throws {

@@ -381,17 +381,22 @@ struct HostileServerTests {
         let pid = try spawn(Repo.binary, ["sync", "--config", s.config], stdout: null, stderr: null, stdin: null)
         // The read is under way once the server has the request (its stats count it on arrival).
         var arrived = false
-        for _ in 0..<600 where !arrived {
+        for _ in 0..<600 {
             arrived = (try? await s.requests("GET /consumers")) ?? 0 >= 1
-            if !arrived { usleep(20_000) }
+            if arrived { break }
+            try await Task.sleep(nanoseconds: 20_000_000)
         }
         #expect(arrived)
         kill(pid, SIGTERM)
         // Well inside the 60 s the server would hold the request: the run did not wait for it.
         var status: Int32? = nil
-        for _ in 0..<500 where status == nil {
+        for _ in 0..<500 {
             var raw: Int32 = 0
-            if waitpid(pid, &raw, WNOHANG) == pid { status = (raw >> 8) & 0xff } else { usleep(20_000) }
+            if waitpid(pid, &raw, WNOHANG) == pid {
+                status = (raw >> 8) & 0xff
+                break
+            }
+            try await Task.sleep(nanoseconds: 20_000_000)
         }
         if status == nil {
             kill(pid, SIGKILL)
@@ -411,13 +416,21 @@ struct HostileServerTests {
         let null = open("/dev/null", O_RDWR)
         defer { close(null) }
         let pid = try spawn(Repo.binary, ["sync", "--config", s.config], stdout: null, stderr: null, stdin: null)
-        for _ in 0..<500 where (try? s.records().count) ?? 0 < 1 { usleep(20_000) }
-        usleep(200_000)
+        var tries = 0
+        while tries < 500, (try? s.records().count) ?? 0 < 1 {
+            try await Task.sleep(nanoseconds: 20_000_000)
+            tries += 1
+        }
+        // run-started is written after the signal handler is in place; the bind is under way or next.
         kill(pid, SIGTERM)
         var status: Int32? = nil
-        for _ in 0..<500 where status == nil {
+        for _ in 0..<500 {
             var raw: Int32 = 0
-            if waitpid(pid, &raw, WNOHANG) == pid { status = (raw >> 8) & 0xff } else { usleep(20_000) }
+            if waitpid(pid, &raw, WNOHANG) == pid {
+                status = (raw >> 8) & 0xff
+                break
+            }
+            try await Task.sleep(nanoseconds: 20_000_000)
         }
         if status == nil {
             kill(pid, SIGKILL)

@@ -39,15 +39,23 @@ struct JournalCommandTests {
         let follower = try spawn(Repo.binary, ["journal", "--follow", "--output", "jsonl"] + j, stdout: fd, stderr: null, stdin: null)
         close(fd)
         close(null)
-        usleep(500_000)
+        // Observable start: the follower has printed the 12 records already there.
+        var printed = 0
+        for _ in 0..<3000 {
+            printed = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count
+            if printed >= 12 { break }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        #expect(printed == 12, "the follower did not print the existing records")
         let frank = s.consumers["frank"]!
         _ = try await s.kong.kong("PATCH", "/consumers/\(frank)", ["tags": ["idp-managed"]])
         #expect(try s.sync().status == 0)
+        // The tail loop: these four records were appended after the follower printed its first ones.
         var followed = ""
-        for _ in 0..<40 {
-            usleep(100_000)
+        for _ in 0..<3000 {
             followed = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
             if followed.split(separator: "\n").count >= 16 { break }
+            try await Task.sleep(nanoseconds: 10_000_000)
         }
         kill(follower, SIGTERM)
         _ = waitFor(follower)
@@ -95,7 +103,9 @@ struct JournalCommandTests {
     @Test func restoreUndoesOneRunAndSkipsWhatChangedSince() async throws {
         let s = try Scenario()
         try await s.seedDemo()
-        let first = try JSONParser.parse(try s.sync(["--output", "json"]).stdout)
+        let synced = try s.sync(["--output", "json"])
+        #expect(synced.status == 0, "\(synced.stderr)")
+        let first = try JSONParser.parse(synced.stdout)
         let run = try #require(first["run"]?.stringValue)
         // A person touches frank's marks after the run: restore must leave him alone.
         let frank = try await s.consumer("frank")
@@ -109,6 +119,11 @@ struct JournalCommandTests {
         #expect(dry.stdout.contains("skipped: gateway demo: frank"))
         #expect(try await s.plugins("carol").count == 1)
 
+        // A torn last line (a crash leftover): restore repairs it and says so, like sync.
+        let handle = try #require(FileHandle(forWritingAtPath: s.journal))
+        handle.seekToEndOfFile()
+        handle.write(Data(#"{"event":"intent","seq":99,"ru"#.utf8))
+        handle.closeFile()
         let real = try idpSync(["restore", "--config", s.config, "--run", run, "--output", "json"])
         #expect(real.status == 0, "\(real.stderr)")
         #expect(try await s.plugins("carol").isEmpty)
@@ -117,11 +132,15 @@ struct JournalCommandTests {
         #expect(try await s.consumer("frank")["tags"]?.arrayValue?.contains(.string(Marks.orphaned)) == true)
         let started = try s.records().last { $0["event"] == "run-started" }
         #expect(started?["restore_of"] == .string(run))
+        #expect(started?["repaired"]?.stringValue?.contains("torn last line") == true)
+        #expect(started?["config_sha256"]?.stringValue?.count == 64)
+        #expect(started?["journal_format"] == .int(1))
         #expect(try idpSync(["journal", "verify", "--journal", s.journal]).status == 0)
         #expect(try idpSync(["restore", "--config", s.config, "--run", "r-nope"]).status == 1)
 
         // The directory still says carol is locked: the next sync disables her again with a fresh clock.
         let again = try s.sync()
+        #expect(again.status == 0, "\(again.stderr)")
         #expect(again.stdout.contains("disable    carol"))
     }
 }

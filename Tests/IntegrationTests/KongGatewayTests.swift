@@ -106,7 +106,10 @@ struct KongGatewayTests {
         }
         do {
             _ = try await client(server, token: "wrong-token-0815").snapshot()
+            Issue.record("a wrong token was accepted")
         } catch let error as GatewayError {
+            #expect(error.status == 401)
+            #expect(error.description.contains("check token_file"))
             #expect(!error.description.contains("wrong-token-0815"))
         }
         #expect(try await client(server, token: "tok-4711-secret").snapshot().consumers.isEmpty)

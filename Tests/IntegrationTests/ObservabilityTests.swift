@@ -36,7 +36,12 @@ struct ObservabilityTests {
 
         // A refused run: exit 4, the refusal counted, the last success kept.
         s.ldap.stop()
-        sleep(1)
+        // Observable: the directory no longer answers (rather than a fixed sleep).
+        for _ in 0..<500 {
+            let probe = try runProcess("/usr/bin/ldapsearch", ["-x", "-H", s.ldap.url, "-b", "", "-s", "base", "-o", "nettimeout=1"])
+            if probe.status != 0 { break }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
         #expect(try s.sync().status == 4)
         let second = try String(contentsOfFile: path, encoding: .utf8)
         #expect(try runProcess("/usr/bin/promtool", ["check", "metrics"], stdin: second).status == 0)
@@ -68,6 +73,73 @@ struct ObservabilityTests {
         #expect(text.stderr.contains(" INFO run finished"))
         let logfmt = try s.sync(["--dry-run"])
         #expect(logfmt.stderr.contains("level=info msg=\"run finished\""))
+    }
+
+    /// "Atomic" shown, not assumed: the file is replaced by rename (its inode changes), and a reader
+    /// that reads it without pause while runs rewrite it only ever sees a whole file, old or new.
+    @Test func metricsAreReplacedByRenameAndReadersSeeWholeFiles() async throws {
+        let s = try Scenario()
+        try await s.seedDemo()
+        let path = try addMetrics(s)
+        #expect(try s.sync().status == 0)
+        let first = try String(contentsOfFile: path, encoding: .utf8)
+        func inode() -> UInt64 {
+            var info = stat()
+            stat(path, &info)
+            return UInt64(info.st_ino)
+        }
+        @Sendable func names(_ text: String) -> Set<Substring> {
+            Set(text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] })
+        }
+        let expectedNames = names(first)
+        let before = inode()
+        final class Reader: @unchecked Sendable {
+            let lock = NSLock()
+            var stop = false
+            var reads = 0
+            var partial: [String] = []
+            func finish() -> (Int, [String]) {
+                lock.lock()
+                defer { lock.unlock() }
+                stop = true
+                return (reads, partial)
+            }
+        }
+        let reader = Reader()
+        let thread = Thread {
+            while true {
+                reader.lock.lock()
+                let done = reader.stop
+                reader.lock.unlock()
+                if done { break }
+                guard let data = FileManager.default.contents(atPath: path) else { continue }
+                let text = String(decoding: data, as: UTF8.self)
+                let whole = text.hasSuffix("\n") && names(text) == expectedNames
+                reader.lock.lock()
+                reader.reads += 1
+                if !whole { reader.partial.append(text) }
+                reader.lock.unlock()
+            }
+        }
+        thread.start()
+        for _ in 0..<3 { #expect(try s.sync().status == 0) }
+        let (reads, partial) = reader.finish()
+        #expect(reads > 0, "the reader never read")
+        #expect(partial.isEmpty, "a reader saw a partial file: \(partial.first ?? "")")
+        #expect(inode() != before, "the file was rewritten in place, not replaced by rename")
+    }
+
+    @Test func logLevelsFilter() async throws {
+        let s = try Scenario()
+        try await s.seedDemo()
+        let quiet = try s.sync(["--dry-run", "--log-level", "warning"])
+        #expect(quiet.status == 0)
+        #expect(!quiet.stderr.contains("level=info") && !quiet.stderr.contains("level=debug"), "\(quiet.stderr)")
+        let chatty = try s.sync(["--dry-run", "--log-level", "debug"])
+        #expect(chatty.stderr.contains("level=debug msg=\"kong request\""), "\(chatty.stderr)")
+        #expect(chatty.stderr.contains("level=info msg=\"run finished\""))
+        let normal = try s.sync(["--dry-run"])
+        #expect(!normal.stderr.contains("level=debug") && normal.stderr.contains("level=info"))
     }
 
     @Test func checkConfigConnectReachesEveryServer() async throws {

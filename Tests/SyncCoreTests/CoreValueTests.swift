@@ -67,4 +67,18 @@ struct CoreValueTests {
             keys: [KeyRef(id: KeyID("k2"), fingerprint: "f"), KeyRef(id: KeyID("k1"), fingerprint: "f")], reason: "r")
         #expect(action.hashLine == "prod|disable|missing|c1||k1,k2")
     }
+
+    /// Decoding against values written out by hand (not a round trip).
+    @Test(arguments: [
+        (#""a\/b""#, "a/b"), (#""\ud83d\ude00""#, "😀"), (#""\u00e9t\u00E9""#, "été"), (#""tab\tnl\n""#, "tab\tnl\n"),
+        (#""\u0000""#, "\u{0}"), ("\"zoë\"", "zoë"),
+    ])
+    func decodesEscapes(_ json: String, _ expected: String) throws {
+        #expect(try JSONParser.parse(json) == .string(expected))
+    }
+
+    @Test(arguments: [#""\ud83d""#, #""\ude00""#, #""\ud83dx""#, #""\ud83d\u0041""#, #""\x""#])
+    func rejectsBrokenEscapes(_ json: String) {
+        #expect(throws: (any Error).self) { try JSONParser.parse(json) }
+    }
 }

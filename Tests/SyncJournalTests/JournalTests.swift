@@ -147,6 +147,23 @@ struct JournalTests {
         withExtendedLifetime(first) {}
     }
 
+    /// A known answer computed outside this code (Python's hashlib over the canonical text written
+    /// by hand): keys in UTF-16 order (😀 U+1F600 before ﬁ U+FB01, unlike byte order), `/` and
+    /// non-ASCII raw, `"`, `\\` and LF escaped, `hash` left out.
+    @Test func recordHashKnownAnswer() {
+        let record: [String: JSONValue] = [
+            "event": "run-started", "seq": 1, "run": "r-20261130T071500Z-3f9c", "dry_run": false,
+            "time": "2026-11-30T07:15:00Z", "prev": .string(String(repeating: "0", count: 64)),
+            "note": "a/b é \"q\" \\ \n", "é": 1, "😀": 2, "ﬁ": 3, "hash": "left out of its own hash",
+        ]
+        var body = record
+        body["hash"] = nil
+        let canonical =
+            #"{"dry_run":false,"event":"run-started","note":"a/b é \"q\" \\ \n","prev":"0000000000000000000000000000000000000000000000000000000000000000","run":"r-20261130T071500Z-3f9c","seq":1,"time":"2026-11-30T07:15:00Z","é":1,"😀":2,"ﬁ":3}"#
+        #expect(JSONValue.object(body).canonical == canonical)
+        #expect(JournalRecord.hash(of: record) == "ca6c0d504eb50f6d14688eac86e069903ba4952cbd01c1b50b5d9cb1a91d5a45")
+    }
+
     @Test func fingerprintsFollowTheContract() {
         // SHA-256("test") = 9f86d081884c7d659a2feaa0c55ad015…
         #expect(KeyFingerprint.of("test") == "sha256:9f86d081884c7d65")

@@ -1,0 +1,61 @@
+import Logging
+import SyncConfig
+import SyncCore
+import SyncEngine
+import SyncJournal
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `sync` and `restore` share before a real run: the lock, the journal (checked, a torn
+/// line repaired), and the fields of `run-started` (product.md §7), so both record the same things.
+struct OpenedRun {
+    var lock: JournalLock
+    var journal: JournalFile
+    var startFields: [String: JSONValue]
+}
+
+enum RunSetup {
+    /// Reads the config once: the same bytes are parsed and hashed into `config_sha256`.
+    static func readConfig(_ path: String) throws -> (SyncConfiguration, [UInt8]) {
+        try ConfigLoader(environment: Environment.all).loadWithBytes(path: path)
+    }
+
+    static func startFields(configBytes: [UInt8]) -> [String: JSONValue] {
+        [
+            "version": .string(IdPSync.version), "host": .string(Environment.hostname), "uid": .int(Int64(getuid())),
+            "config_sha256": .string(KeyFingerprint.hexSHA256(configBytes)), "journal_format": 1,
+        ]
+    }
+
+    /// Takes the lock and opens the journal; what opening found (a repair, an interrupted run, a
+    /// narrowed mode) is logged and goes into `run-started`.
+    static func open(_ config: SyncConfiguration, configBytes: [UInt8], logger: Logger) throws -> OpenedRun {
+        let lock = try JournalLock(journalPath: config.journalPath)
+        let file = try JournalFile(path: config.journalPath)
+        var fields = startFields(configBytes: configBytes)
+        if let fixed = file.modeFixed {
+            logger.warning("journal mode fixed", metadata: ["journal.mode": "\(fixed)"])
+        }
+        if let repaired = file.repaired {
+            fields["repaired"] = .string(repaired)
+            logger.warning("journal repaired", metadata: ["journal.repaired": "\(repaired)"])
+        }
+        if let interrupted = file.interrupted {
+            // Writes of a killed run may or may not have reached the gateway; this run re-reads
+            // everything, converges, and records what it found.
+            fields["previous_run_interrupted"] = [
+                "run": .string(interrupted.run),
+                "intents_without_outcome": .array(interrupted.unfinishedIntents.map { .int($0) }),
+            ]
+            logger.warning(
+                "the previous run was interrupted",
+                metadata: [
+                    "sync.previous_run": "\(interrupted.run)",
+                    "sync.intents_without_outcome": "\(interrupted.unfinishedIntents.count)",
+                ])
+        }
+        return OpenedRun(lock: lock, journal: file, startFields: fields)
+    }
+}
