@@ -1,13 +1,23 @@
 # idp-sync: two commands matter. `make demo` runs the main job on local demo servers;
 # `make test` runs every test (Swift unit, integration and end-to-end tests, fixture tests).
+# `make release` writes the Debian package and the tarball to dist/ (docs/install.md).
 SWIFT ?= swift
 
-.PHONY: deps build demo test test-swift test-fixtures clean bench-journal bench-scale
+.PHONY: deps deps-demo deps-release build demo test test-swift test-fixtures release release-check clean \
+	bench-journal bench-scale
 
+# Everything the tests need.
 deps:
-	@scripts/install-deps
+	@scripts/install-deps test
 
-build: deps
+# Only what building and the demo need.
+deps-demo:
+	@scripts/install-deps demo
+
+deps-release:
+	@scripts/install-deps release
+
+build: deps-demo
 	$(SWIFT) build
 
 demo: build
@@ -24,8 +34,17 @@ test-swift:
 test-fixtures:
 	IDP_SYNC_BIN=$(CURDIR)/.build/debug/idp-sync python3 -m pytest -q -p no:cacheprovider Fixtures deploy
 
+# An optimised, static-Swift-runtime build in .build-release, packaged into dist/.
+release: deps-release
+	scripts/release
+
+# The package checks (dpkg-deb, lintian, contents) against what `make release` wrote. `make test`
+# runs the same tests but skips them when dist/ holds no package of this version.
+release-check: release
+	IDP_SYNC_DIST=$(CURDIR)/dist python3 -m pytest -q -p no:cacheprovider Fixtures/packaging
+
 clean:
-	rm -rf .build demo
+	rm -rf .build .build-release demo dist
 
 # Benchmarks print figures; they are not tests.
 bench-journal:

@@ -2,12 +2,24 @@ import ArgumentParser
 
 /// The `idp-sync` command tree.
 public struct IdPSync: AsyncParsableCommand {
-    public static let version = "1.0.0"
+    /// The release version (see BuildInfo.swift); journaled in `run-started`.
+    public static let version = BuildInfo.version
+    /// The commit the binary was built from, or `unknown` for a development build.
+    public static let commit = BuildInfo.commit
 
     public static let configuration = CommandConfiguration(
         commandName: "idp-sync",
         abstract: "Keeps Kong consumers and their API keys in line with the identity provider.",
-        version: version,
+        discussion: """
+            Reads every user of a directory (LDAP or SCIM 2.0) and the managed consumers of Kong gateways, flags \
+            consumers whose user is gone or disabled, blocks them after a grace period and restores users who come \
+            back. Every change is written to a hash-chained audit journal.
+
+            The configuration file is described in idp-sync.yaml(5). Exit codes: 0 success; 1 error; 2 changes \
+            (only with --detailed-exitcode); 3 refused by a brake or a changed plan; 4 directory not trustworthy; \
+            64 invalid command line. More in /usr/share/doc/idp-sync/docs/ (docs/ in the source).
+            """,
+        version: "\(version) (commit \(commit))",
         subcommands: [Sync.self, Journal.self, Explain.self, Restore.self, CheckConfig.self]
     )
 

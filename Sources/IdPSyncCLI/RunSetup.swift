@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// What `sync` and `restore` share before a real run: the lock, the journal (checked, a torn
-/// line repaired), and the fields of `run-started` (product.md §7), so both record the same things.
+/// line repaired), and the fields of `run-started` (docs/journal.md), so both record the same things.
 struct OpenedRun {
     var lock: JournalLock
     var journal: JournalFile

@@ -109,7 +109,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
     /// The most items one listing may return (memory bound; far above any real Kong estate).
     static let maxItems = 20_000_000
 
-    /// Every page of a collection, by `offset`. Bounded (product.md §9): a repeated offset is an
+    /// Every page of a collection, by `offset`. Bounded (docs/operations.md): a repeated offset is an
     /// error at once; pages beyond ⌈items / size⌉ + `pageSlack` (a server handing out fresh offsets
     /// with empty pages), more than `maxItems` items, or `read_deadline` for the whole listing stop it.
     /// `check` sees each item as it arrives and may reject the page.
@@ -179,7 +179,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             throw GatewayError(
                 "gateway \(name) at \(base) is DB-less (database: off) and cannot be written; point admin_url at a database-backed Kong node")
         }
-        // Scope is checked on every consumer read, not only asked of the server (product.md §4.3):
+        // Scope is checked on every consumer read, not only asked of the server (docs/configuration.md):
         // a Kong or proxy that ignores `?tags=` must not get unmanaged consumers flagged.
         let selectTags = settings.selectTags, gatewayName = name
         async let consumerItems = list("/consumers", query: [("tags", selectTags.joined(separator: ","))]) { item in

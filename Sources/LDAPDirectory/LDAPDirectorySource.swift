@@ -10,7 +10,7 @@ import Glibc
 
 /// Reads every entitled user from an LDAP directory with the paged results control (RFC 2696).
 ///
-/// Fails closed (product.md §4.1): the read is a snapshot only if every page ended with result 0,
+/// Fails closed (docs/operations.md): the read is a snapshot only if every page ended with result 0,
 /// the last cookie came back empty and no referral or continuation reference arrived. libldap's
 /// blocking calls run on a serial queue of their own, never on the cooperative pool.
 public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
@@ -28,7 +28,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     static let nsLockAttribute = "nsAccountLock"
     static let stateAttributes = [lockAttribute, adControlAttribute, nsLockAttribute]
 
-    /// Why an entry counts as disabled in the IdP, or nil (product.md §2). A ppolicy lockout
+    /// Why an entry counts as disabled in the IdP, or nil (docs/report.md). A ppolicy lockout
     /// timestamp (failed binds) is not a deactivation.
     static func deactivation(_ values: [String: [[UInt8]]]) -> String? {
         if values[lockAttribute.lowercased()]?.contains(where: { String(decoding: $0, as: UTF8.self) == administrativeLock })
@@ -319,7 +319,7 @@ final class Connection {
             }
             pageDone?(page)
             if cookie.bv_len > 0 {
-                // Bounded paging (product.md §9): a cookie seen before would loop for ever; a server
+                // Bounded paging (docs/operations.md): a cookie seen before would loop for ever; a server
                 // that hands out fresh cookies must bring entries with them (at most `pageSlack`
                 // pages beyond one entry each), and the whole read has `read_deadline`.
                 let bytes = Array(UnsafeRawBufferPointer(start: cookie.bv_val, count: Int(cookie.bv_len)))

@@ -5,7 +5,7 @@ import SyncEngine
 
 /// Reads every user from a SCIM 2.0 service provider (RFC 7644 §3.4.2) with `startIndex`/`count` paging.
 ///
-/// Fails closed (product.md §4.1): a snapshot only if every page answered 200 with valid JSON,
+/// Fails closed (docs/operations.md): a snapshot only if every page answered 200 with valid JSON,
 /// `itemsPerPage` equals the resources on the page, `totalResults` stays the same (the listing
 /// restarts once if it changes) and equals the users collected, no page is empty before that, and
 /// no id repeats. Servers may return fewer than `count`: the next `startIndex` is the previous one

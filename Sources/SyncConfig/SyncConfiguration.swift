@@ -1,6 +1,6 @@
 import SyncCore
 
-/// The validated configuration file (product.md §5). Secrets are already read from their files
+/// The validated configuration file (docs/configuration.md). Secrets are already read from their files
 /// or environment variables; their values never appear in diagnostics.
 public struct SyncConfiguration: Sendable {
     public struct LDAPSource: Sendable {

@@ -1,4 +1,4 @@
-/// The marks the sync leaves on a gateway (product.md §3). Every tag of ours starts with `idp-sync:`.
+/// The marks the sync leaves on a gateway (docs/marks.md). Every tag of ours starts with `idp-sync:`.
 public enum Marks {
     public static let prefix = "idp-sync:"
     public static let orphaned = "idp-sync:orphaned"
@@ -46,7 +46,7 @@ public struct ConsumerMarks: Hashable, Sendable {
                 disabled = true
             } else if tag.hasPrefix(Marks.missingSincePrefix) {
                 let value = tag.dropFirst(Marks.missingSincePrefix.count)
-                // A clock outside years 1970–9999 is unreadable (product.md §2: rewritten to now), so
+                // A clock outside years 1970–9999 is unreadable (docs/report.md: rewritten to now), so
                 // no arithmetic on a crafted value can overflow.
                 let parsed = (value.allSatisfy(\.isASCII) ? Int64(value) : nil).flatMap {
                     (0...TimeFormat.latest).contains($0) ? $0 : nil

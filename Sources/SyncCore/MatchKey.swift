@@ -1,4 +1,4 @@
-/// Normalises values for linking consumers to users (product.md §2).
+/// Normalises values for linking consumers to users (docs/report.md).
 ///
 /// Usernames compare case-insensitively; an id in UUID form (8-4-4-4-12 hex) compares
 /// case-insensitively (RFC 9562); any other id compares exactly.

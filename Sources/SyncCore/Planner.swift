@@ -1,4 +1,4 @@
-/// Turns snapshots into a plan (product.md §2–§3).
+/// Turns snapshots into a plan (docs/report.md–§3).
 ///
 /// Pure and deterministic: the same directory snapshot, gateway snapshots, policy and `now`
 /// give the same plan in the same order. It performs no I/O; the engine carries the plan out.

@@ -1,4 +1,4 @@
-/// Why a run stopped before writing anything (product.md §4, the report's `refused`).
+/// Why a run stopped before writing anything (docs/operations.md, the report's `refused`).
 public struct Refusal: Hashable, Sendable, Error {
     public enum Cause: String, Hashable, Sendable, Codable {
         case sourceError = "source-error"
@@ -28,7 +28,7 @@ public struct Refusal: Hashable, Sendable, Error {
     }
 }
 
-/// Exit codes (product.md §4), with their precedence.
+/// Exit codes (docs/operations.md), with their precedence.
 public enum ExitStatus: Int32, Sendable, Codable {
     case success = 0
     case error = 1

@@ -1,4 +1,4 @@
-/// The pure safety rules of product.md §4.1 (size of the directory) and §4.2 (brakes).
+/// The pure safety rules of docs/operations.md (size of the directory) and §4.2 (brakes).
 public enum SafetyChecks {
     /// Refuses a snapshot with fewer than `min_users`, or that shrank by more than `max_shrink_percent`
     /// against the last good run, unless the operator accepted exactly this many users.

@@ -1,4 +1,4 @@
-/// Where a managed consumer stands against the directory (product.md §2).
+/// Where a managed consumer stands against the directory (docs/report.md).
 public enum Situation: String, Hashable, Sendable, Codable, CaseIterable, Comparable {
     case linked
     case missing

@@ -28,7 +28,7 @@ public struct SyncAction: Hashable, Sendable {
         self.reason = reason
     }
 
-    /// The line this action contributes to the plan hash (product.md §4.2).
+    /// The line this action contributes to the plan hash (docs/operations.md).
     public var hashLine: String {
         let keyIDs = keys.map(\.id.rawValue).sorted().joined(separator: ",")
         return [gateway, kind.rawValue, situation.rawValue, consumer.id.rawValue, user?.id.rawValue ?? "", keyIDs]
@@ -84,7 +84,7 @@ public struct SyncPlan: Hashable, Sendable {
         self.detailsNeeded = detailsNeeded
     }
 
-    /// The lines hashed into the plan hash, sorted bytewise (product.md §4.2).
+    /// The lines hashed into the plan hash, sorted bytewise (docs/operations.md).
     public var hashLines: [String] {
         actions.map(\.hashLine).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
     }

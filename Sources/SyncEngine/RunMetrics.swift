@@ -1,6 +1,6 @@
 import SyncCore
 
-/// Prometheus textfile metrics of one run (product.md §8). Pure: the caller writes the file atomically.
+/// Prometheus textfile metrics of one run (docs/configuration.md). Pure: the caller writes the file atomically.
 public enum RunMetrics {
     /// The metric's value in a previous textfile, to carry `last_success` forward across failed runs.
     public static func value(of name: String, in text: String) -> Double? {

@@ -6,7 +6,7 @@ public enum ActionOutcome: Hashable, Sendable {
     case failed(String)
 }
 
-/// What a run did or would do; printed as text or as the JSON report of product.md §6.
+/// What a run did or would do; printed as text or as the JSON report of docs/report.md.
 public struct RunReport: Sendable {
     public var run: String?
     public var dryRun: Bool

@@ -23,7 +23,7 @@ public struct RunOptions: Sendable {
     }
 }
 
-/// One reconciliation run (product.md §1): snapshots, plan, safety checks, then journaled writes.
+/// One reconciliation run (docs/operations.md): snapshots, plan, safety checks, then journaled writes.
 ///
 /// No gateway is written before the directory and every gateway are read completely and the
 /// plan passed every check. Each write is preceded by a durable intent and followed by its outcome.

@@ -5,7 +5,7 @@ import Darwin
 #endif
 import SyncCore
 
-/// `journal rotate` and `journal acknowledge` (product.md §9): the old file is kept under a new name
+/// `journal rotate` and `journal acknowledge` (docs/operations.md): the old file is kept under a new name
 /// (`<journal>.<UTC time>`) and a new file starts with a `journal-started` record that names it and
 /// its last verified `seq:hash`, so the chain of evidence survives and a person's decision is itself
 /// journaled. Never use logrotate on the journal: it would cut the chain without that record.

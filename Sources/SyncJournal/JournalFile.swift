@@ -6,7 +6,7 @@ import Darwin
 import SyncCore
 import SyncEngine
 
-/// The append-only, hash-chained journal file (product.md §7), opened for writing by one real run.
+/// The append-only, hash-chained journal file (docs/journal.md), opened for writing by one real run.
 ///
 /// Opening checks the file before anything is appended: the chain's links (seq and prev of every
 /// line, the last record's hash) and its tail against `<journal>.head`. Only the two crash leftovers
@@ -219,7 +219,7 @@ enum JournalHead: Equatable {
     }
 }
 
-/// The decision a run makes about a journal's tail before it appends (product.md §7): pure, so
+/// The decision a run makes about a journal's tail before it appends (docs/journal.md): pure, so
 /// every case has a table test.
 enum JournalTail: Equatable {
     case ok

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// One real run at a time (product.md §4.4): an flock on `<journal>.lock` holding the holder's pid.
+/// One real run at a time (docs/operations.md): an flock on `<journal>.lock` holding the holder's pid.
 ///
 /// The file is never deleted; the kernel drops the lock when the process dies, so a killed run
 /// never blocks the next one. It is opened without following a symlink, in a checked directory.

@@ -5,7 +5,7 @@ import Glibc
 import SyncCore
 import SyncEngine
 
-/// Hashing rules of journal records (product.md §7).
+/// Hashing rules of journal records (docs/journal.md).
 public enum JournalRecord {
     public static let genesis = String(repeating: "0", count: 64)
 
@@ -29,7 +29,7 @@ public enum JournalRecord {
 
     /// Reads seq, prev and hash from a line and checks the hash. The writer's canonical lines are
     /// checked without a parse; any other valid record (keys in another order, escapes written
-    /// differently) is parsed and canonicalised, so only a real edit fails (product.md §7 defines the
+    /// differently) is parsed and canonicalised, so only a real edit fails (docs/journal.md defines the
     /// hash over the canonical form, not over the bytes). Returns a reason when it is no record.
     static func check(_ line: UnsafeBufferPointer<UInt8>, verifyHash: Bool = true) -> Result<Checked, RecordProblem> {
         if let fast = fastCheck(line, verifyHash: verifyHash), fast.hashOK { return .success(fast) }

@@ -19,7 +19,7 @@ public struct VerifyResult: Sendable {
     public var files: [String] = []
 }
 
-/// Checks the hash chain, the head file and an optional anchor (product.md §7), streaming the file.
+/// Checks the hash chain, the head file and an optional anchor (docs/journal.md), streaming the file.
 ///
 /// A journal whose first record is `journal-started` continues an older file (`previous`): that file
 /// is checked too, up to the record `previous` names, which plays the part of its head. After

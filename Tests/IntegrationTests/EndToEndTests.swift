@@ -230,7 +230,7 @@ struct EndToEndTests {
     }
 
     /// `--detailed-exitcode` on real runs: 2 with changes made, 0 when quiet, 3 when a brake refuses
-    /// (the brake wins over "changes", product.md §4's order).
+    /// (the brake wins over "changes", docs/operations.md's order).
     @Test func detailedExitCodesOfRealRuns() async throws {
         let s = try Scenario()
         try await s.seedDemo()

@@ -161,7 +161,11 @@ struct ObservabilityTests {
     }
 
     @Test func versionAndCompletions() throws {
-        #expect(try runProcess(Repo.binary, ["--version"]).stdout == "1.0.0\n")
+        // The version comes from VERSION (one source of truth); a development build names no commit.
+        let version = try String(contentsOfFile: Repo.root + "/VERSION", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let printed = try runProcess(Repo.binary, ["--version"]).stdout
+        #expect(printed.hasPrefix("\(version) (commit "), "\(printed)")
         let bash = try runProcess(Repo.binary, ["--generate-completion-script", "bash"])
         #expect(bash.status == 0)
         #expect(bash.stdout.contains("_idp-sync"))

@@ -143,7 +143,7 @@ let plannerCases: [PlannerCase] = [
         expected: [.flag], situation: .missing),
 ]
 
-@Suite("Planner: every situation and action of product.md §2")
+@Suite("Planner: every situation and action of docs/report.md")
 struct PlannerTests {
     func build(_ c: PlannerCase) -> (DirectorySnapshot, GatewaySnapshot) {
         var users = [DirectoryUser(id: UserID("00000000-0000-0000-0000-000000000001"), username: "zed")]

@@ -1,7 +1,7 @@
 import SyncCore
 import Testing
 
-@Suite("Safety checks of product.md §4")
+@Suite("Safety checks of docs/operations.md")
 struct SafetyChecksTests {
     struct SourceCase: Sendable, CustomTestStringConvertible {
         var users: Int

@@ -4,7 +4,7 @@ import Testing
 
 @testable import SyncJournal
 
-/// The tail check a run makes before it appends (product.md §7), as a table.
+/// The tail check a run makes before it appends (docs/journal.md), as a table.
 @Suite("Journal: the tail check before every append")
 struct JournalTailTests {
     static let h1 = String(repeating: "1", count: 64)
