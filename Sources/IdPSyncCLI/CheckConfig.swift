@@ -22,13 +22,7 @@ struct CheckConfig: AsyncParsableCommand {
     @OptionGroup var logOptions: LogOptions
 
     func run() async throws {
-        let config: SyncConfiguration
-        do {
-            config = try ConfigLoader(environment: Environment.all).load(path: options.config)
-        } catch {
-            Console.error("\(error)\n")
-            throw ExitCode(1)
-        }
+        let config = try options.loadOrExit()
         print("ok    config   \(options.config): source \(config.source.type), \(config.gateways.count) gateway(s), journal \(config.journalPath)")
         guard connect else { return }
         let logger = logOptions.logger()

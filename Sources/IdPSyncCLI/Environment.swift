@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import SyncCore
+import SyncJournal
 
 /// Process environment, host and clock: the only impure lookups of the CLI.
 enum Environment {
@@ -45,12 +46,6 @@ enum Console {
     static func error(_ text: String) {
         let safe = text.split(separator: "\n", omittingEmptySubsequences: false).map { TextEscape.visible(String($0)) }
             .joined(separator: "\n")
-        var bytes = Array(safe.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
-            if n <= 0 { return }
-            offset += n
-        }
+        try? writeAll(2, Array(safe.utf8))
     }
 }

@@ -41,13 +41,7 @@ struct Explain: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logOptions.logger()
-        let config: SyncConfiguration
-        do {
-            config = try ConfigLoader(environment: Environment.all).load(path: options.config)
-        } catch {
-            Console.error("error: \(error)\n")
-            throw ExitCode(1)
-        }
+        let config = try options.loadOrExit()
         var fingerprint: String? = nil
         if key != nil {
             var line = readLine(strippingNewline: true) ?? ""

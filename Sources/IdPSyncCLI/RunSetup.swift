@@ -1,3 +1,4 @@
+import ArgumentParser
 import Logging
 import SyncConfig
 import SyncCore
@@ -14,6 +15,18 @@ struct OpenedRun {
     var lock: JournalLock
     var journal: JournalFile
     var startFields: [String: JSONValue]
+}
+
+extension ConfigOptions {
+    /// The one "load the config or exit 1" path: every problem on standard error, then exit 1.
+    func loadOrExit() throws -> SyncConfiguration {
+        do {
+            return try RunSetup.readConfig(config).0
+        } catch {
+            Console.error("error: \(error)\n")
+            throw ExitCode(1)
+        }
+    }
 }
 
 enum RunSetup {

@@ -308,7 +308,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
 /// A thread-safe round-robin counter for picking a connection.
 final class Counter: @unchecked Sendable {
     private var value = 0
-    private let lock = PThreadLock()
+    private let lock = Lock()
     func take() -> Int {
         lock.withLock {
             value &+= 1

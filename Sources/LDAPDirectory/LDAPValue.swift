@@ -1,3 +1,5 @@
+import SyncCore
+
 /// Renders attribute values, binary-safe.
 enum LDAPValue {
     /// AD's objectGUID is 16 raw bytes; its standard string form swaps the first three groups
@@ -5,12 +7,10 @@ enum LDAPValue {
     static func guidString(_ b: [UInt8]) -> String? {
         guard b.count == 16 else { return nil }
         let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15]
-        let hex = Array("0123456789abcdef")
         var out = ""
         for (i, index) in order.enumerated() {
             if i == 4 || i == 6 || i == 8 || i == 10 { out.append("-") }
-            out.append(hex[Int(b[index] >> 4)])
-            out.append(hex[Int(b[index] & 0x0F)])
+            out += Hex.encode([b[index]])
         }
         return out
     }
@@ -32,7 +32,7 @@ extension LDAPValue {
     /// they are (a filter is UTF-8), so `zoë` stays `zoë` and is not re-encoded byte by byte.
     static func escapeFilter(_ value: String) -> String {
         var out: [UInt8] = []
-        let hex = Array("0123456789abcdef".utf8)
+        let hex = Hex.digits
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "*"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "\\"), 0:

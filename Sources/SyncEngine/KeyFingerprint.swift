@@ -10,15 +10,7 @@ public enum KeyFingerprint {
 
     /// Lowercase hex SHA-256.
     public static func hexSHA256(_ bytes: [UInt8]) -> String {
-        let digest = SHA256.hash(data: bytes)
-        var out = ""
-        out.reserveCapacity(64)
-        let hex = Array("0123456789abcdef")
-        for byte in digest {
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0x0F)])
-        }
-        return out
+        Hex.encode(SHA256.hash(data: bytes))
     }
 }
 

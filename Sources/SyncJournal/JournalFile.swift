@@ -30,7 +30,7 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
     private var fd: Int32
     private var lastSeq: Int64
     private var lastHash: String
-    private let lock = PThreadLock()
+    private let lock = Lock()
 
     /// Opens (or creates) the journal at `path`, checking its directory first.
     public convenience init(path: String) throws {

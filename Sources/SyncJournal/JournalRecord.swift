@@ -86,7 +86,7 @@ public enum JournalRecord {
         hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: line[memberEnd..<line.count])))
         let digest = Array(hasher.finalize())
         var ok = true
-        let hex = Array("0123456789abcdef".utf8)
+        let hex = Hex.digits
         for (i, byte) in digest.enumerated() {
             if line[afterKey + 2 * i] != hex[Int(byte >> 4)] || line[afterKey + 2 * i + 1] != hex[Int(byte & 0x0F)] {
                 ok = false

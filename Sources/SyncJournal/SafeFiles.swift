@@ -200,8 +200,9 @@ public final class SafeDirectory: @unchecked Sendable {
     }
 }
 
-/// Writes every byte, retrying on EINTR and short writes.
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+/// Writes every byte, retrying on EINTR and short writes: the one write loop (journal, head, metrics,
+/// and the CLI's standard error).
+public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
     var written = 0
     while written < bytes.count {
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }

@@ -1,0 +1,16 @@
+/// The one hex encoder (lowercase): hashes, fingerprints, GUIDs, filter escapes.
+public enum Hex {
+    /// `0`…`9`, `a`…`f` as ASCII bytes.
+    public static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Two lowercase hex digits per byte.
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
