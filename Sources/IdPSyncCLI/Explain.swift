@@ -1,6 +1,4 @@
 import ArgumentParser
-import KongGateway
-import LDAPDirectory
 import SyncConfig
 import SyncCore
 import SyncEngine
@@ -52,7 +50,7 @@ struct Explain: AsyncParsableCommand {
         }
 
         let gateways = LiveAdapters.gateways(config, logger: logger)
-        var found: (gateway: KongAdminClient, consumer: Consumer)? = nil
+        var found: (gateway: any Gateway, consumer: Consumer)? = nil
         var problems: [String] = []
         for gateway in gateways {
             do {
@@ -85,27 +83,14 @@ struct Explain: AsyncParsableCommand {
             let value = rule.consumer == .customID ? c.customID : c.username
             if let value {
                 let source = LiveAdapters.source(config, logger: logger)
-                if let ldap = source as? LDAPDirectorySource {
-                    do {
-                        switch try await ldap.lookup(value, by: rule.user) {
-                        case .present(let user): directory = user.state == .active ? .active(user) : .deactivated(user)
-                        case .outsideFilter(let dn): directory = .outsideFilter(dn)
-                        case .absent: directory = .absent
-                        }
-                    } catch {
-                        directory = .notChecked("\(error)")
+                do {
+                    switch try await source.lookup(value, by: rule.user) {
+                    case .present(let user): directory = user.state == .active ? .active(user) : .deactivated(user)
+                    case .outsideFilter(let dn): directory = .outsideFilter(dn)
+                    case .absent: directory = .absent
                     }
-                } else {
-                    do {
-                        let snapshot = try await source.snapshot()
-                        let user = snapshot.users.first { u in
-                            let mine = rule.user == .id ? u.id.rawValue : u.username
-                            return mine.map { MatchKey.normalize($0, as: rule.user) == MatchKey.normalize(value, as: rule.user) } ?? false
-                        }
-                        directory = user.map { $0.state == .active ? .active($0) : .deactivated($0) } ?? .absent
-                    } catch {
-                        directory = .notChecked("\(error)")
-                    }
+                } catch {
+                    directory = .notChecked("\(error)")
                 }
             } else {
                 directory = .unlinked

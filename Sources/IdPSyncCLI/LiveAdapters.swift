@@ -39,16 +39,20 @@ enum LiveAdapters {
         }
     }
 
-    static func gateways(_ config: SyncConfiguration, logger: Logger) -> [KongAdminClient] {
-        config.gateways.map { gateway in
-            KongAdminClient(
-                settings: KongSettings(
-                    name: gateway.name, adminURL: gateway.adminURL, token: gateway.token,
-                    selectTags: gateway.selectTags, timeoutSeconds: gateway.timeoutSeconds, caFile: gateway.caFile,
-                    clientCert: gateway.clientCert, clientKey: gateway.clientKey, retries: gateway.retries,
-                    concurrency: gateway.concurrency, readDeadlineSeconds: gateway.readDeadlineSeconds,
-                    shouldStop: { StopSignal.requested }),
-                logger: logger, progress: Progress.sink)
+    /// One adapter per gateway entry; a new gateway kind is one more case here.
+    static func gateways(_ config: SyncConfiguration, logger: Logger) -> [any Gateway] {
+        config.gateways.map { entry -> any Gateway in
+            switch entry {
+            case .kong(let gateway):
+                return KongAdminClient(
+                    settings: KongSettings(
+                        name: gateway.name, adminURL: gateway.adminURL, token: gateway.token,
+                        selectTags: gateway.selectTags, timeoutSeconds: gateway.timeoutSeconds, caFile: gateway.caFile,
+                        clientCert: gateway.clientCert, clientKey: gateway.clientKey, retries: gateway.retries,
+                        concurrency: gateway.concurrency, readDeadlineSeconds: gateway.readDeadlineSeconds,
+                        shouldStop: { StopSignal.requested }),
+                    logger: logger, progress: Progress.sink)
+            }
         }
     }
 

@@ -5,9 +5,13 @@ import SyncEngine
 
 /// A Kong Admin API (3.x, DB-backed) as one gateway of the sync.
 ///
-/// Reads in bulk: managed consumers by `select_tags` and our plugins by tag, 1000 a page, following
-/// `offset` (never `next`, which drops size and tags on nested lists and misses path prefixes).
-/// Keys and other plugins are read only for the consumers the plan acts on.
+/// The sync's terms map to Kong like this: marks are consumer tags (PATCH replaces the whole tag
+/// array, so the caller's foreign tags are written back with ours); our block is a
+/// request-termination plugin scoped to the consumer alone, tagged `idp-sync`, answering 403; a
+/// person's request-termination on the consumer is a `ForeignBlock` (blocking or conflicting);
+/// keys are key-auth credentials. Reads in bulk: managed consumers by `select_tags` and our plugins
+/// by tag, 1000 a page, following `offset` (never `next`, which drops size and tags on nested lists
+/// and misses path prefixes). Keys and other plugins are read only for the consumers the plan acts on.
 public final class KongAdminClient: Gateway, @unchecked Sendable {
     public let settings: KongSettings
     public var name: String { settings.name }
@@ -174,6 +178,15 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         return (root["version"]?.stringValue ?? "?", root["configuration"]?["database"]?.stringValue ?? "?")
     }
 
+    /// `GET /` with the token: the version and database mode; a DB-less node cannot be written.
+    public func checkConnection() async throws -> String {
+        let info = try await nodeInfo()
+        if info.database == "off" {
+            throw GatewayError("gateway \(name): Kong \(info.version) is DB-less (database: off) and cannot be written")
+        }
+        return "Kong \(info.version), database \(info.database)"
+    }
+
     public func snapshot() async throws -> GatewaySnapshot {
         if try await nodeInfo().database == "off" {
             throw GatewayError(
@@ -189,7 +202,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
                     "gateway \(gatewayName): GET /consumers?tags=\(selectTags.joined(separator: ",")) returned consumer \(id), which lacks a select_tags tag: the server did not apply the tag filter, so this read cannot be trusted")
             }
         }
-        let pluginItems = try await list("/plugins", query: [("tags", Marks.pluginTag)])
+        let pluginItems = try await list("/plugins", query: [("tags", KongPlugin.ourTag)])
         var consumers: [Consumer] = []
         for item in try await consumerItems {
             guard let consumer = Wire.consumer(item) else {
@@ -197,11 +210,13 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             }
             consumers.append(consumer)
         }
-        var ours: [ConsumerID: ConsumerPlugin] = [:]
+        var ours: [ConsumerID: BlockID] = [:]
         for item in pluginItems {
-            if let plugin = Wire.plugin(item), plugin.isOurs, let consumer = plugin.consumerID { ours[consumer] = plugin }
+            if let plugin = Wire.plugin(item), plugin.isOurs, let consumer = plugin.consumerID {
+                ours[consumer] = BlockID(plugin.id)
+            }
         }
-        return GatewaySnapshot(name: name, consumers: consumers, ourPlugins: ours)
+        return GatewaySnapshot(name: name, consumers: consumers, ourBlocks: ours)
     }
 
     public func details(for consumers: [ConsumerID]) async throws -> [ConsumerID: ConsumerDetails] {
@@ -210,7 +225,9 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             let segment = URLEncoding.component(id.rawValue)
             let keys = try await list("/consumers/\(segment)/key-auth", query: []).compactMap(Wire.key)
             let plugins = try await list("/consumers/\(segment)/plugins", query: []).compactMap(Wire.plugin)
-            result[id] = ConsumerDetails(keys: keys.sorted(), plugins: plugins)
+            result[id] = ConsumerDetails(
+                keys: keys.sorted(), ourBlock: plugins.first { $0.isOurs }.map { BlockID($0.id) },
+                foreign: plugins.lazy.compactMap(\.foreignBlock).first)
         }
         return result
     }
@@ -238,7 +255,12 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         return (consumer, body)
     }
 
-    public func setTags(_ id: ConsumerID, _ tags: [String]) async throws -> Consumer {
+    /// Marks are tags: PATCH the whole array, foreign tags first, then ours.
+    public func mark(_ id: ConsumerID, with marks: [String], keeping: [String]) async throws -> Consumer {
+        try await setTags(id, keeping + marks)
+    }
+
+    func setTags(_ id: ConsumerID, _ tags: [String]) async throws -> Consumer {
         let path = "/consumers/\(URLEncoding.component(id.rawValue))"
         let answer: Answer
         do {
@@ -255,12 +277,13 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         return consumer
     }
 
-    public func addBlockPlugin(_ id: ConsumerID) async throws -> AddPluginResult {
+    /// Our block: a request-termination plugin on the consumer alone.
+    public func block(_ id: ConsumerID) async throws -> BlockResult {
         let path = "/consumers/\(URLEncoding.component(id.rawValue))/plugins"
         let body: JSONValue = [
-            "name": .string(Marks.pluginName),
-            "config": ["status_code": .int(Int64(Marks.pluginStatus)), "message": .string(Marks.pluginMessage)],
-            "tags": [.string(Marks.pluginTag)],
+            "name": .string(KongPlugin.blockName),
+            "config": ["status_code": .int(Int64(Marks.blockStatus)), "message": .string(Marks.blockMessage)],
+            "tags": [.string(KongPlugin.ourTag)],
         ]
         let answer: Answer
         do {
@@ -270,12 +293,12 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             answer = try await request("POST", path, body: body)
         }
         if answer.status == 201, let plugin = Wire.plugin(try json("POST", path, answer)) {
-            return .created(plugin.id)
+            return .created(BlockID(plugin.id))
         }
         if answer.status == 409 {
             // One request-termination per consumer: is the one in the way ours?
             let existing = try await list(path, query: []).compactMap(Wire.plugin)
-            if let ours = existing.first(where: { $0.isOurs && $0.consumerID == id }) { return .alreadyOurs(ours.id) }
+            if let ours = existing.first(where: { $0.isOurs && $0.consumerID == id }) { return .alreadyOurs(BlockID(ours.id)) }
             throw GatewayError(
                 "gateway \(name): consumer \(id) already has a request-termination plugin that is not ours (conflict)",
                 status: 409)
@@ -283,8 +306,8 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         throw failure("POST", path, answer)
     }
 
-    public func removePlugin(_ id: PluginID, of consumer: ConsumerID) async throws {
-        let path = "/consumers/\(URLEncoding.component(consumer.rawValue))/plugins/\(URLEncoding.component(id.rawValue))"
+    public func unblock(_ block: BlockID, of consumer: ConsumerID) async throws {
+        let path = "/consumers/\(URLEncoding.component(consumer.rawValue))/plugins/\(URLEncoding.component(block.rawValue))"
         let answer = try await deleteOnceMore(path)
         guard answer.status == 204 || answer.status == 404 else { throw failure("DELETE", path, answer) }
     }

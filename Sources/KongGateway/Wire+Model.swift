@@ -1,7 +1,7 @@
 import SyncCore
 import SyncEngine
 
-/// Kong's JSON shapes (kong-admin-api.md §3) mapped into the core model.
+/// Kong's JSON shapes (Fixtures/kong/KONG-FACTS.md §3) mapped into the core model.
 enum Wire {
     static func consumer(_ json: JSONValue) -> Consumer? {
         guard let id = json["id"]?.stringValue else { return nil }
@@ -11,12 +11,12 @@ enum Wire {
             tags: tags)
     }
 
-    static func plugin(_ json: JSONValue) -> ConsumerPlugin? {
+    static func plugin(_ json: JSONValue) -> KongPlugin? {
         guard let id = json["id"]?.stringValue, let name = json["name"]?.stringValue else { return nil }
         func ref(_ key: String) -> String? { json[key]?["id"]?.stringValue }
         let config = json["config"]
-        return ConsumerPlugin(
-            id: PluginID(id), name: name, consumerID: ref("consumer").map(ConsumerID.init), routeID: ref("route"),
+        return KongPlugin(
+            id: id, name: name, consumerID: ref("consumer").map(ConsumerID.init), routeID: ref("route"),
             serviceID: ref("service"), enabled: json["enabled"]?.boolValue ?? true,
             statusCode: config?["status_code"]?.intValue.map(Int.init),
             trigger: config?["trigger"]?.stringValue,
@@ -60,5 +60,41 @@ extension String {
             rest = rest[range.upperBound...]
         }
         return out + rest
+    }
+}
+
+/// A Kong plugin instance bound to a consumer. Only this adapter knows plugins: to the core, our
+/// request-termination plugin is "our block", and a person's is a `ForeignBlock`.
+struct KongPlugin: Hashable, Sendable {
+    /// Our block is a request-termination plugin on the consumer alone, tagged `idp-sync`.
+    static let blockName = "request-termination"
+    static let ourTag = "idp-sync"
+
+    var id: String
+    var name: String
+    var consumerID: ConsumerID?
+    var routeID: String?
+    var serviceID: String?
+    var enabled: Bool
+    var statusCode: Int?
+    var trigger: String?
+    var tags: [String]
+
+    /// Scoped to the consumer alone: route and service both null.
+    var isConsumerOnly: Bool { consumerID != nil && routeID == nil && serviceID == nil }
+
+    /// Our own block: request-termination on the consumer alone, tagged `idp-sync`.
+    var isOurs: Bool { name == Self.blockName && isConsumerOnly && tags.contains(Self.ourTag) }
+
+    /// A person's request-termination on the consumer alone: Kong allows one per (consumer, route,
+    /// service), so it keeps ours out. Enabled, without a trigger and with a status of at least 400
+    /// it already blocks the consumer; otherwise it blocks nothing (a conflict a person resolves).
+    var foreignBlock: ForeignBlock? {
+        guard name == Self.blockName, isConsumerOnly, !isOurs else { return nil }
+        if enabled && trigger == nil && (statusCode ?? 503) >= 400 {
+            return .blocking("request-termination plugin \(id)")
+        }
+        let state = !enabled ? "disabled" : trigger != nil ? "has a trigger" : "status \(statusCode ?? 503)"
+        return .conflicting("request-termination plugin \(id) (\(state))")
     }
 }

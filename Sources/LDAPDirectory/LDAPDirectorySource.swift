@@ -82,7 +82,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     }
 
     /// Binds and checks the connection only (for `check-config --connect`).
-    public func checkConnection() async throws {
+    public func checkConnection() async throws -> String {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
             queue.async {
                 continuation.resume(
@@ -92,6 +92,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
                     })
             }
         }
+        return "\(settings.url): bound as \(settings.bindDN ?? "anonymous")"
     }
 
     private func read() throws -> DirectorySnapshot {
@@ -419,14 +420,6 @@ final class Connection {
         cookie = next
         cookieOwned = next.bv_val != nil
     }
-}
-
-/// What the directory says about one user, for `explain`.
-public enum DirectoryLookup: Sendable, Equatable {
-    case present(DirectoryUser)
-    /// The entry exists under base_dn but does not match `source.filter`.
-    case outsideFilter(dn: String)
-    case absent
 }
 
 extension LDAPDirectorySource {

@@ -53,9 +53,9 @@ public final class SCIMDirectorySource: DirectorySource, @unchecked Sendable {
     }
 
     /// Checks the connection and credentials with a one-user page (for `check-config --connect`).
-    public func checkConnection() async throws -> Int {
+    public func checkConnection() async throws -> String {
         let page = try await fetch(startIndex: 1, count: 1)
-        return page["totalResults"]?.intValue.map(Int.init) ?? 0
+        return "\(settings.url): \(page["totalResults"]?.intValue ?? 0) users"
     }
 
     private func readAll() async throws -> DirectorySnapshot {

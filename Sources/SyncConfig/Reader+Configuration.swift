@@ -220,12 +220,12 @@ extension Reader {
             let timeout = duration(map, "timeout", p, default: 30, range: Self.timeoutRange)
             let deadline = duration(map, "read_deadline", p, default: Self.defaultReadDeadline, range: Self.readDeadlineRange)
             result.append(
-                SyncConfiguration.Gateway(
+                .kong(SyncConfiguration.KongGateway(
                     name: name, adminURL: url, token: token, caFile: string(map, "ca_file", p),
                     clientCert: string(map, "client_cert", p), clientKey: string(map, "client_key", p),
                     selectTags: tags ?? [], match: match, timeoutSeconds: Int(timeout), readDeadlineSeconds: Int(deadline),
                     concurrency: int(map, "concurrency", p, default: 8, range: 1...64),
-                    retries: int(map, "retries", p, default: 3, range: 0...10), allowInsecure: allowInsecure))
+                    retries: int(map, "retries", p, default: 3, range: 0...10), allowInsecure: allowInsecure)))
         }
         return result
     }

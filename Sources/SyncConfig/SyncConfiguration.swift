@@ -49,7 +49,8 @@ public struct SyncConfiguration: Sendable {
         }
     }
 
-    public struct Gateway: Sendable {
+    /// `gateways[i]` with `type: kong`.
+    public struct KongGateway: Sendable {
         public var name: String
         public var adminURL: String
         public var token: String?
@@ -63,6 +64,23 @@ public struct SyncConfiguration: Sendable {
         public var concurrency: Int
         public var retries: Int
         public var allowInsecure: Bool
+    }
+
+    /// One gateway entry; its case is the `type` key (adding a gateway kind adds a case).
+    public enum Gateway: Sendable {
+        case kong(KongGateway)
+
+        public var name: String {
+            switch self {
+            case .kong(let kong): return kong.name
+            }
+        }
+
+        public var match: MatchRule {
+            switch self {
+            case .kong(let kong): return kong.match
+            }
+        }
     }
 
     public var version: Int

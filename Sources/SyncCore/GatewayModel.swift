@@ -1,9 +1,9 @@
-/// A Kong consumer as read from the Admin API (only the fields the sync uses).
+/// A gateway consumer as read (only the fields the sync uses).
 public struct Consumer: Hashable, Sendable, Codable {
     public var id: ConsumerID
     public var username: String?
     public var customID: String?
-    /// `nil` when Kong holds no tags at all; kept distinct from `[]` so writes do not invent changes.
+    /// `nil` when the gateway holds no tags at all; kept distinct from `[]` so writes do not invent changes.
     public var tags: [String]?
 
     public init(id: ConsumerID, username: String?, customID: String?, tags: [String]?) {
@@ -16,38 +16,20 @@ public struct Consumer: Hashable, Sendable, Codable {
     public var tagList: [String] { tags ?? [] }
 }
 
-/// A plugin instance bound to a consumer (request-termination is the one the sync cares about).
-public struct ConsumerPlugin: Hashable, Sendable, Codable {
-    public var id: PluginID
-    public var name: String
-    public var consumerID: ConsumerID?
-    public var routeID: String?
-    public var serviceID: String?
-    public var enabled: Bool
-    public var statusCode: Int?
-    public var trigger: String?
-    public var tags: [String]
+/// Something on a consumer that a person put there and that decides what our block can do,
+/// as the gateway adapter classified it (the core knows no gateway's mechanism).
+public enum ForeignBlock: Hashable, Sendable {
+    /// It already stops every request of the consumer: the situation is `blocked`.
+    case blocking(String)
+    /// It stops nothing, yet it keeps our block from being added: the situation is `conflict`.
+    case conflicting(String)
 
-    public init(
-        id: PluginID, name: String, consumerID: ConsumerID?, routeID: String? = nil, serviceID: String? = nil,
-        enabled: Bool = true, statusCode: Int? = nil, trigger: String? = nil, tags: [String] = []
-    ) {
-        self.id = id
-        self.name = name
-        self.consumerID = consumerID
-        self.routeID = routeID
-        self.serviceID = serviceID
-        self.enabled = enabled
-        self.statusCode = statusCode
-        self.trigger = trigger
-        self.tags = tags
+    /// What it is, in the gateway's words (for reports and `explain`).
+    public var description: String {
+        switch self {
+        case .blocking(let what), .conflicting(let what): return what
+        }
     }
-
-    /// Scoped to the consumer alone: route and service both null.
-    public var isConsumerOnly: Bool { consumerID != nil && routeID == nil && serviceID == nil }
-
-    /// Our own marker plugin: request-termination on the consumer alone, tagged `idp-sync`.
-    public var isOurs: Bool { name == Marks.pluginName && isConsumerOnly && tags.contains(Marks.pluginTag) }
 }
 
 /// A key-auth credential, by id and fingerprint only: its value never leaves the gateway adapter.
@@ -64,33 +46,37 @@ public struct KeyRef: Hashable, Sendable, Codable, Comparable {
     public static func < (a: KeyRef, b: KeyRef) -> Bool { a.id < b.id }
 }
 
-/// What is read only for consumers the plan acts on: their keys and every plugin on them.
+/// What is read only for consumers the plan acts on: their keys, our block and anyone else's.
 public struct ConsumerDetails: Hashable, Sendable {
     public var keys: [KeyRef]
-    public var plugins: [ConsumerPlugin]
+    /// Our block on the consumer, if any.
+    public var ourBlock: BlockID?
+    /// A person's block or a conflicting configuration, if any.
+    public var foreign: ForeignBlock?
 
-    public init(keys: [KeyRef], plugins: [ConsumerPlugin]) {
+    public init(keys: [KeyRef], ourBlock: BlockID? = nil, foreign: ForeignBlock? = nil) {
         self.keys = keys
-        self.plugins = plugins
+        self.ourBlock = ourBlock
+        self.foreign = foreign
     }
 }
 
-/// One gateway's managed consumers and our plugins, read completely before planning.
+/// One gateway's managed consumers and our blocks, read completely before planning.
 public struct GatewaySnapshot: Sendable {
     public var name: String
     public var consumers: [Consumer]
-    /// Our request-termination plugins (tagged `idp-sync`), by consumer.
-    public var ourPlugins: [ConsumerID: ConsumerPlugin]
-    /// Keys and plugins of the consumers the plan acts on; filled in a second read.
+    /// Our blocks, by consumer.
+    public var ourBlocks: [ConsumerID: BlockID]
+    /// Keys and blocks of the consumers the plan acts on; filled in a second read.
     public var details: [ConsumerID: ConsumerDetails]
 
     public init(
-        name: String, consumers: [Consumer], ourPlugins: [ConsumerID: ConsumerPlugin] = [:],
+        name: String, consumers: [Consumer], ourBlocks: [ConsumerID: BlockID] = [:],
         details: [ConsumerID: ConsumerDetails] = [:]
     ) {
         self.name = name
         self.consumers = consumers
-        self.ourPlugins = ourPlugins
+        self.ourBlocks = ourBlocks
         self.details = details
     }
 }

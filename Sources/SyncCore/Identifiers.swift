@@ -1,4 +1,4 @@
-/// The id Kong gives a consumer (a UUID). Wrapper so it is never confused with a user id.
+/// The id the gateway gives a consumer (a UUID). Wrapper so it is never confused with a user id.
 public struct ConsumerID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
@@ -22,10 +22,10 @@ public struct KeyID: Hashable, Comparable, Sendable, Codable, CustomStringConver
     public static func < (a: KeyID, b: KeyID) -> Bool { a.rawValue < b.rawValue }
 }
 
-/// The id of a Kong plugin instance.
-public struct PluginID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+/// The gateway's id for our block on a consumer (opaque to the core).
+public struct BlockID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
     public var description: String { rawValue }
-    public static func < (a: PluginID, b: PluginID) -> Bool { a.rawValue < b.rawValue }
+    public static func < (a: BlockID, b: BlockID) -> Bool { a.rawValue < b.rawValue }
 }

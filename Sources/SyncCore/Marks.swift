@@ -5,10 +5,9 @@ public enum Marks {
     public static let disabled = "idp-sync:disabled"
     public static let missingSincePrefix = "idp-sync:missing-since:"
     public static let reasonPrefix = "idp-sync:reason:"
-    public static let pluginName = "request-termination"
-    public static let pluginTag = "idp-sync"
-    public static let pluginStatus = 403
-    public static let pluginMessage =
+    /// How our block answers every request of the consumer, on any gateway.
+    public static let blockStatus = 403
+    public static let blockMessage =
         "The user of this API key is no longer active in the identity provider (idp-sync)."
 
     public static func isOurs(_ tag: String) -> Bool { tag.hasPrefix(prefix) }

@@ -232,12 +232,12 @@ private struct GatewayPlanner {
 
     mutating func act(
         _ kind: ActionKind, _ situation: Situation, _ consumer: Consumer, user: DirectoryUser?, keys: [KeyRef] = [],
-        tagsAfter: [String]? = nil, plugin: PluginID? = nil, reason: String
+        tagsAfter: [String]? = nil, block: BlockID? = nil, reason: String
     ) {
         actions.append(
             SyncAction(
                 gateway: gateway, kind: kind, situation: situation, consumer: consumer, user: user, keys: keys,
-                tagsAfter: tagsAfter, plugin: plugin, reason: reason))
+                tagsAfter: tagsAfter, block: block, reason: reason))
     }
 
     mutating func planConsumer(_ consumer: Consumer, hash: UInt64?, claims: [String: Int]) {
@@ -259,34 +259,34 @@ private struct GatewayPlanner {
         }
         let match = users.user(for: value, hash: .some(hash))
         let marks = ConsumerMarks(tags: consumer.tagList)
-        let ourPlugin = snapshot.ourPlugins.isEmpty ? nil : snapshot.ourPlugins[consumer.id]
+        let ourBlock = snapshot.ourBlocks.isEmpty ? nil : snapshot.ourBlocks[consumer.id]
         guard let user = match else {
             planGone(
-                consumer, user: nil, reason: .missing, marks: marks, ourPlugin: ourPlugin,
+                consumer, user: nil, reason: .missing, marks: marks, ourBlock: ourBlock,
                 why: "no user with \(rule.user.rawValue) \(value) in \(scope)")
             return
         }
         if user.state == .deactivated {
             let detail = user.deactivationReason.map { " (\($0))" } ?? ""
             planGone(
-                consumer, user: user, reason: .deactivated, marks: marks, ourPlugin: ourPlugin,
+                consumer, user: user, reason: .deactivated, marks: marks, ourBlock: ourBlock,
                 why: "user \(user.username ?? user.id.rawValue) is deactivated in the IdP\(detail)")
             return
         }
-        planLinked(consumer, user: user, marks: marks, ourPlugin: ourPlugin)
+        planLinked(consumer, user: user, marks: marks, ourBlock: ourBlock)
     }
 
-    mutating func planLinked(_ consumer: Consumer, user: DirectoryUser, marks: ConsumerMarks, ourPlugin: ConsumerPlugin?) {
+    mutating func planLinked(_ consumer: Consumer, user: DirectoryUser, marks: ConsumerMarks, ourBlock: BlockID?) {
         situations[.linked, default: 0] += 1
-        guard ourPlugin != nil || marks.hasAny else { return }
+        guard ourBlock != nil || marks.hasAny else { return }
         let name = user.username ?? user.id.rawValue
         let foreign = Marks.foreign(consumer.tagList)
-        if ourPlugin != nil || marks.disabled {
+        if ourBlock != nil || marks.disabled {
             let details = snapshot.details[consumer.id]
             if details == nil { detailsNeeded.insert(consumer.id) }
             act(
                 .restore, .linked, consumer, user: user, keys: details?.keys ?? [], tagsAfter: foreign,
-                plugin: ourPlugin?.id, reason: "user \(name) is active again")
+                block: ourBlock, reason: "user \(name) is active again")
         } else if marks.hasAny {
             act(.unflag, .linked, consumer, user: user, tagsAfter: foreign, reason: "user \(name) is active again")
         }
@@ -294,7 +294,7 @@ private struct GatewayPlanner {
 
     mutating func planGone(
         _ consumer: Consumer, user: DirectoryUser?, reason: GoneReason, marks: ConsumerMarks,
-        ourPlugin: ConsumerPlugin?, why: String
+        ourBlock: BlockID?, why: String
     ) {
         let situation: Situation = reason == .missing ? .missing : .deactivated
         var since = now
@@ -304,65 +304,57 @@ private struct GatewayPlanner {
             clockValid = true
         }
         let grace = reason == .missing ? policy.gracePeriod : policy.disabledGracePeriod
-        let hasPlugin = ourPlugin != nil
+        let hasBlock = ourBlock != nil
         let graceOver = now >= TimeFormat.adding(since, grace)
-        // Our disabled tag without our plugin while the user is still gone gets the plugin back.
-        let wantsPlugin = (policy.onMissing != .flag && graceOver) || marks.disabled
+        // Our disabled tag without our block while the user is still gone gets the block back.
+        let wantsBlock = (policy.onMissing != .flag && graceOver) || marks.disabled
         let foreign = Marks.foreign(consumer.tagList)
 
         var details: ConsumerDetails? = nil
-        if (wantsPlugin && !hasPlugin) || (hasPlugin || wantsPlugin) && policy.onMissing == .deleteKeys {
+        if (wantsBlock && !hasBlock) || (hasBlock || wantsBlock) && policy.onMissing == .deleteKeys {
             details = snapshot.details[consumer.id]
             if details == nil { detailsNeeded.insert(consumer.id) }
         }
 
-        // A person's request-termination on the consumer alone decides blocked / conflict,
-        // and only where the plan would disable.
-        if wantsPlugin && !hasPlugin, let details {
-            if let theirs = details.plugins.first(where: {
-                $0.name == Marks.pluginName && $0.isConsumerOnly && !$0.isOurs
-            }) {
-                if theirs.enabled && theirs.trigger == nil && (theirs.statusCode ?? 503) >= 400 {
-                    report(.blocked, consumer, user: user, "already blocked by request-termination plugin \(theirs.id)")
-                } else {
-                    let state = !theirs.enabled ? "disabled" : theirs.trigger != nil ? "has a trigger" : "status \(theirs.statusCode ?? 503)"
-                    report(
-                        .conflict, consumer, user: user,
-                        "request-termination plugin \(theirs.id) (\(state)) blocks nothing and prevents ours")
-                }
-                return
+        // A person's block on the consumer decides blocked / conflict, and only where the plan
+        // would disable (the adapter classifies what it found).
+        if wantsBlock && !hasBlock, let theirs = details?.foreign {
+            switch theirs {
+            case .blocking(let what): report(.blocked, consumer, user: user, "already blocked by \(what)")
+            case .conflicting(let what): report(.conflict, consumer, user: user, "\(what) blocks nothing and prevents ours")
             }
+            return
         }
 
         situations[situation, default: 0] += 1
-        let disabledAfterFlag = hasPlugin || marks.disabled
+        let disabledAfterFlag = hasBlock || marks.disabled
         let flaggedTags = foreign + Marks.orphanTags(since: since, reason: reason, disabled: disabledAfterFlag)
         let needsFlag =
-            !marks.orphaned || !clockValid || marks.reason != .some(.some(reason)) || (hasPlugin && !marks.disabled)
+            !marks.orphaned || !clockValid || marks.reason != .some(.some(reason)) || (hasBlock && !marks.disabled)
         if needsFlag {
             let flagWhy: String
-            if !marks.hasAny && !hasPlugin {
+            if !marks.hasAny && !hasBlock {
                 flagWhy = why
             } else if marks.missingSince != nil && !clockValid {
                 flagWhy = "\(why); unreadable or future missing-since rewritten to now"
-            } else if hasPlugin && !marks.disabled {
-                flagWhy = "\(why); our plugin had lost its tags"
+            } else if hasBlock && !marks.disabled {
+                flagWhy = "\(why); our block had lost its tags"
             } else {
                 flagWhy = why
             }
             act(.flag, situation, consumer, user: user, tagsAfter: flaggedTags, reason: flagWhy)
         }
         let disabledTags = foreign + Marks.orphanTags(since: since, reason: reason, disabled: true)
-        if wantsPlugin && !hasPlugin {
+        if wantsBlock && !hasBlock {
             let disableWhy =
                 marks.disabled && !graceOver
-                ? "\(why); our disabled tag was on it without our plugin"
+                ? "\(why); our disabled tag was on it without our block"
                 : "\(reason == .missing ? "missing" : "deactivated") since \(TimeFormat.rfc3339(since)), grace \(TimeFormat.duration(grace))"
             act(
                 .disable, situation, consumer, user: user, keys: details?.keys ?? [], tagsAfter: disabledTags,
                 reason: disableWhy)
         }
-        if policy.onMissing == .deleteKeys && (hasPlugin || wantsPlugin), let details {
+        if policy.onMissing == .deleteKeys && (hasBlock || wantsBlock), let details {
             for key in details.keys.sorted() {
                 act(
                     .deleteKey, situation, consumer, user: user, keys: [key],

@@ -9,13 +9,13 @@ public struct SyncAction: Hashable, Sendable {
     public var keys: [KeyRef]
     /// The consumer's tags after this action, given the tags before it in this run.
     public var tagsAfter: [String]?
-    /// Our plugin to remove (`restore`).
-    public var plugin: PluginID?
+    /// Our block to remove (`restore`).
+    public var block: BlockID?
     public var reason: String
 
     public init(
         gateway: String, kind: ActionKind, situation: Situation, consumer: Consumer, user: DirectoryUser?,
-        keys: [KeyRef] = [], tagsAfter: [String]? = nil, plugin: PluginID? = nil, reason: String
+        keys: [KeyRef] = [], tagsAfter: [String]? = nil, block: BlockID? = nil, reason: String
     ) {
         self.gateway = gateway
         self.kind = kind
@@ -24,7 +24,7 @@ public struct SyncAction: Hashable, Sendable {
         self.user = user
         self.keys = keys
         self.tagsAfter = tagsAfter
-        self.plugin = plugin
+        self.block = block
         self.reason = reason
     }
 
@@ -71,7 +71,7 @@ public struct SyncPlan: Hashable, Sendable {
     public var actions: [SyncAction]
     public var findings: [SyncFinding]
     public var gateways: [GatewayPlanSummary]
-    /// Consumers planned without their keys and plugins; the engine reads them and plans again.
+    /// Consumers planned without their keys and blocks; the engine reads them and plans again.
     public var detailsNeeded: [String: Set<ConsumerID>]
 
     public init(

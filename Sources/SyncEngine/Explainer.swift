@@ -102,7 +102,7 @@ public enum Explainer {
                     verdict: "this gateway does not know the key: it belongs to another environment, or it expired or was deleted by a person",
                     advice: [
                         "check the gateway of the environment the key was issued for (run explain with that environment's config)",
-                        "if it should exist here, look for a key-auth ttl or a person's deletion in Kong's own audit trail",
+                        "if it should exist here, look for a key ttl or a person's deletion in the gateway's own audit trail",
                     ])
             }
             facts.append("no consumer with that id, username or custom_id on gateway \(e.gateway)")
@@ -113,13 +113,18 @@ public enum Explainer {
 
         let name = RunReport.name(consumer)
         let marks = ConsumerMarks(tags: consumer.tagList)
-        let ours = e.details?.plugins.first { $0.isOurs }
-        let theirs = e.details?.plugins.first { $0.name == Marks.pluginName && $0.isConsumerOnly && !$0.isOurs }
+        let ours = e.details?.ourBlock
+        let theirs = e.details?.foreign
         if let fingerprint = e.keyFingerprint { facts.append("key \(fingerprint) belongs to consumer \(name) on gateway \(e.gateway)") }
         facts.append("consumer \(name): tags \(consumer.tagList)")
-        if let ours { facts.append("our request-termination plugin \(ours.id) blocks every key of it (status \(ours.statusCode ?? 403))") }
+        if let ours { facts.append("idp-sync's block \(ours) stops every key of it (status \(Marks.blockStatus))") }
         if let theirs {
-            facts.append("a request-termination plugin \(theirs.id) that idp-sync did not add is on it (enabled: \(theirs.enabled))")
+            let effect: String
+            switch theirs {
+            case .blocking: effect = "it blocks the consumer"
+            case .conflicting: effect = "it blocks nothing"
+            }
+            facts.append("\(theirs.description), which idp-sync did not add, is on it (\(effect))")
         }
         if e.protected { facts.append("it matches policy.protected: idp-sync never touches it") }
         switch e.directory {
@@ -137,11 +142,11 @@ public enum Explainer {
         let lastRun = actions.last?["run"]?.stringValue
 
         if ours == nil && !marks.disabled {
-            if let theirs, theirs.enabled {
+            if case .blocking(let what)? = theirs {
                 return Explanation(
                     cause: .blockedByPerson, facts: facts,
-                    verdict: "a person's request-termination plugin blocks this consumer; idp-sync did not do this",
-                    advice: ["ask whoever added plugin \(theirs.id) (Kong's audit log), or remove it if it is stale"])
+                    verdict: "a person's block (\(what)) stops this consumer; idp-sync did not do this",
+                    advice: ["ask whoever added \(what) (the gateway's audit log), or remove it if it is stale"])
             }
             if marks.orphaned, case .some(.some(let since)) = marks.missingSince {
                 let grace = marks.reason == .some(.some(.deactivated)) ? e.policy.disabledGracePeriod : e.policy.gracePeriod

@@ -184,16 +184,17 @@ struct PlanExecutor {
             throw ChangedSincePlan(detail: "its idp-sync tags changed")
         }
         // Keep every tag that is not ours as it is now; set ours as planned.
-        let newTags = Marks.foreign(current.tagList) + after.filter(Marks.isOurs)
+        let foreign = Marks.foreign(current.tagList)
+        let marks = after.filter(Marks.isOurs)
         switch action.kind {
         case .flag, .unflag:
-            _ = try await gateway.setTags(current.id, newTags)
+            _ = try await gateway.mark(current.id, with: marks, keeping: foreign)
         case .disable:
-            _ = try await gateway.addBlockPlugin(current.id)
-            _ = try await gateway.setTags(current.id, newTags)
+            _ = try await gateway.block(current.id)
+            _ = try await gateway.mark(current.id, with: marks, keeping: foreign)
         case .restore:
-            if let plugin = action.plugin { try await gateway.removePlugin(plugin, of: current.id) }
-            _ = try await gateway.setTags(current.id, newTags)
+            if let block = action.block { try await gateway.unblock(block, of: current.id) }
+            _ = try await gateway.mark(current.id, with: marks, keeping: foreign)
         case .deleteKey:
             for key in action.keys { try await gateway.deleteKey(key.id, of: current.id) }
         }

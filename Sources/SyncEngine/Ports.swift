@@ -3,6 +3,29 @@ import SyncCore
 /// Reads every entitled user. Throws `SourceError` unless the read is provably complete.
 public protocol DirectorySource: Sendable {
     func snapshot() async throws -> DirectorySnapshot
+    /// Binds or authenticates and says, in one line, what answered (for `check-config --connect`).
+    func checkConnection() async throws -> String
+    /// One user by id or username, for `explain`; by default from a full snapshot.
+    func lookup(_ value: String, by field: MatchRule.UserField) async throws -> DirectoryLookup
+}
+
+/// What the directory says about one user, for `explain`.
+public enum DirectoryLookup: Sendable, Equatable {
+    case present(DirectoryUser)
+    /// The entry exists but does not match the source's filter.
+    case outsideFilter(dn: String)
+    case absent
+}
+
+extension DirectorySource {
+    public func lookup(_ value: String, by field: MatchRule.UserField) async throws -> DirectoryLookup {
+        let wanted = MatchKey.normalize(value, as: field)
+        let user = try await snapshot().users.first { user in
+            let mine = field == .id ? user.id.rawValue : user.username
+            return mine.map { MatchKey.normalize($0, as: field) == wanted } ?? false
+        }
+        return user.map(DirectoryLookup.present) ?? .absent
+    }
 }
 
 /// Why a directory read is not a snapshot. Every case stops the run before any write (exit 4).
@@ -25,36 +48,53 @@ public struct GatewayError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// What adding our plugin found.
-public enum AddPluginResult: Hashable, Sendable {
-    case created(PluginID)
-    /// Kong said 409 and the plugin in the way is ours: the consumer is already disabled.
-    case alreadyOurs(PluginID)
+/// What blocking a consumer found.
+public enum BlockResult: Hashable, Sendable {
+    case created(BlockID)
+    /// Our block was already there (for instance, a write that timed out had landed).
+    case alreadyOurs(BlockID)
 }
 
-/// One Kong gateway: reads in bulk, writes one consumer at a time.
+/// One API gateway, in the sync's own terms: managed consumers and their block state, marks (our
+/// tags), our block, credentials. Each adapter maps these to its own gateway's mechanisms (see its
+/// module); nothing here names them.
+/// Reads are in bulk; writes touch one consumer at a time.
 public protocol Gateway: Sendable {
     var name: String { get }
     /// Writes in flight at once (`concurrency` in the config).
     var concurrency: Int { get }
-    /// Managed consumers (all pages of `select_tags`) and our plugins. Refuses a DB-less node.
+    /// Managed consumers (every one in scope) and our blocks. Throws when the gateway cannot be
+    /// written at all, so nothing is planned against it.
     func snapshot() async throws -> GatewaySnapshot
-    /// Keys and all plugins of the given consumers only.
+    /// Keys, our block and anyone else's, of the given consumers only.
     func details(for consumers: [ConsumerID]) async throws -> [ConsumerID: ConsumerDetails]
-    /// The consumer as it is now, or nil when it is gone.
+    /// The consumer as it is now (still in scope), or nil when it is gone.
     func readConsumer(_ id: ConsumerID) async throws -> Consumer?
-    /// Replaces the consumer's whole tag array (Kong's PATCH semantics).
-    func setTags(_ id: ConsumerID, _ tags: [String]) async throws -> Consumer
-    /// Adds our request-termination plugin to the consumer alone.
-    func addBlockPlugin(_ id: ConsumerID) async throws -> AddPluginResult
-    /// Removes one of our plugins; a plugin that is already gone counts as removed.
-    func removePlugin(_ id: PluginID, of consumer: ConsumerID) async throws
-    /// Deletes one key-auth credential; a key that is already gone counts as deleted.
+    /// Sets the consumer's marks: afterwards it carries exactly `keeping` (the tags that are not
+    /// ours, as just read) plus `marks`. Empty `marks` unmarks it.
+    func mark(_ id: ConsumerID, with marks: [String], keeping: [String]) async throws -> Consumer
+    /// Blocks every request of the consumer (status `Marks.blockStatus`).
+    func block(_ id: ConsumerID) async throws -> BlockResult
+    /// Removes our block; one that is already gone counts as removed.
+    func unblock(_ block: BlockID, of consumer: ConsumerID) async throws
+    /// Deletes one key credential; one that is already gone counts as deleted.
     func deleteKey(_ id: KeyID, of consumer: ConsumerID) async throws
+    /// The key with this fingerprint and its consumer (the key itself is never sent).
+    func findKey(fingerprint: String) async throws -> (key: KeyID, consumer: ConsumerID)?
+    /// A consumer by id, username or custom_id, in scope or not (for `explain`).
+    func findConsumer(_ name: String) async throws -> Consumer?
+    /// Reaches the gateway with its credentials and says, in one line, what answered (product and
+    /// version); throws when it cannot be used.
+    func checkConnection() async throws -> String
 }
 
 extension Gateway {
     public var concurrency: Int { 1 }
+
+    /// Removes our marks, keeping every other tag.
+    public func unmark(_ id: ConsumerID, keeping: [String]) async throws -> Consumer {
+        try await mark(id, with: [], keeping: keeping)
+    }
 }
 
 /// The append-only audit journal. Each append is durable (fsynced) before it returns.

@@ -81,13 +81,13 @@ public struct RestoreRun: Sendable {
                 }
                 if ours.isEmpty && !undo.disabled { continue }
                 let details = try await gateway.details(for: [current.id])[current.id]
-                let plugin = details?.plugins.first { $0.isOurs }
-                let kind: ActionKind = undo.disabled || plugin != nil ? .restore : .unflag
+                let block = details?.ourBlock
+                let kind: ActionKind = undo.disabled || block != nil ? .restore : .unflag
                 actions.append(
                     SyncAction(
                         gateway: undo.gateway, kind: kind, situation: undo.situation, consumer: current, user: nil,
                         keys: kind == .restore ? details?.keys ?? [] : [], tagsAfter: Marks.foreign(current.tagList),
-                        plugin: plugin?.id, reason: "restore of run \(target), requested by an operator"))
+                        block: block, reason: "restore of run \(target), requested by an operator"))
             } catch {
                 report.errors.append("\(error)")
             }

@@ -99,7 +99,7 @@ public struct SyncRun: Sendable {
                     "gateway read",
                     metadata: [
                         "sync.gateway": "\(gateway.name)", "sync.managed": "\(snapshot.consumers.count)",
-                        "sync.disabled_by_us": "\(snapshot.ourPlugins.count)", "sync.duration": "\(Self.seconds(since: started))",
+                        "sync.disabled_by_us": "\(snapshot.ourBlocks.count)", "sync.duration": "\(Self.seconds(since: started))",
                     ])
             case .failure(let error):
                 report.errors.append(error.description)
@@ -116,7 +116,7 @@ public struct SyncRun: Sendable {
             return refuse(&report, refusal, journal: journal, logger: logger)
         }
 
-        // 3. Plan; read keys and plugins of the consumers acted on; plan again with them.
+        // 3. Plan; read keys and blocks of the consumers acted on; plan again with them.
         let now = self.now()
         var plan = planner.plan(directory: directory, snapshots: snapshots, now: now)
         if !plan.detailsNeeded.isEmpty {

@@ -42,26 +42,33 @@ struct KongGatewayTests {
         let consumerID = ConsumerID(seeded["consumers"]!.arrayValue![0]["id"]!.stringValue!)
         let gateway = client(server)
 
-        let updated = try await gateway.setTags(consumerID, ["idp-managed", "mine", Marks.orphaned])
+        let updated = try await gateway.mark(consumerID, with: [Marks.orphaned], keeping: ["idp-managed", "mine"])
         #expect(updated.tags == ["idp-managed", "mine", Marks.orphaned])
 
-        guard case .created(let pluginID) = try await gateway.addBlockPlugin(consumerID) else {
-            Issue.record("plugin not created")
+        guard case .created(let blockID) = try await gateway.block(consumerID) else {
+            Issue.record("block not created")
             return
         }
         // Kong allows one request-termination per consumer: the second add finds ours (409 → applied).
-        #expect(try await gateway.addBlockPlugin(consumerID) == .alreadyOurs(pluginID))
+        #expect(try await gateway.block(consumerID) == .alreadyOurs(blockID))
 
         let snapshot = try await gateway.snapshot()
-        #expect(snapshot.ourPlugins[consumerID]?.id == pluginID)
-        #expect(snapshot.ourPlugins[consumerID]?.statusCode == 403)
+        #expect(snapshot.ourBlocks[consumerID] == blockID)
+        // Our block is a request-termination plugin on the consumer alone, 403, tagged idp-sync.
+        let (_, plugin) = try await server.kong("GET", "/plugins/\(blockID.rawValue)")
+        #expect(plugin["name"] == "request-termination")
+        #expect(plugin["config"]?["status_code"] == .int(403))
+        #expect(plugin["tags"] == ["idp-sync"])
+        #expect(plugin["route"] == .null && plugin["service"] == .null)
 
         let details = try await gateway.details(for: [consumerID])
         #expect(details[consumerID]?.keys.count == 1)
         #expect(details[consumerID]?.keys.first?.fingerprint == KeyFingerprint.of("alice-secret-value"))
 
-        try await gateway.removePlugin(pluginID, of: consumerID)
-        try await gateway.removePlugin(pluginID, of: consumerID)  // already gone: fine
+        #expect(details[consumerID]?.ourBlock == blockID)
+        #expect(details[consumerID]?.foreign == nil)
+        try await gateway.unblock(blockID, of: consumerID)
+        try await gateway.unblock(blockID, of: consumerID)  // already gone: fine
         let key = details[consumerID]!.keys[0].id
         try await gateway.deleteKey(key, of: consumerID)
         try await gateway.deleteKey(key, of: consumerID)  // already gone: fine
@@ -80,8 +87,40 @@ struct KongGatewayTests {
             ]
         ])
         let id = ConsumerID(seeded["consumers"]!.arrayValue![0]["id"]!.stringValue!)
-        await #expect(throws: GatewayError.self) { try await client(server).addBlockPlugin(id) }
-        #expect(try await client(server).snapshot().ourPlugins.isEmpty)
+        await #expect(throws: GatewayError.self) { try await client(server).block(id) }
+        #expect(try await client(server).snapshot().ourBlocks.isEmpty)
+    }
+
+    /// The adapter classifies a person's request-termination on the consumer (Kong allows one per
+    /// consumer, so it keeps ours out): enabled, without a trigger and with a status of at least 400
+    /// it blocks; otherwise it conflicts. One scoped to nothing else than the consumer only.
+    @Test(arguments: [
+        (true, nil as String?, 403, "blocking"), (false, nil, 403, "conflicting"), (true, "x-test", 403, "conflicting"),
+        (true, nil, 200, "conflicting"), (true, nil, 503, "blocking"),
+    ])
+    func aPersonsRequestTerminationIsClassified(_ enabled: Bool, _ trigger: String?, _ status: Int, _ expected: String) async throws {
+        let server = try KongServer()
+        var config: [String: JSONValue] = ["status_code": .int(Int64(status))]
+        if let trigger { config["trigger"] = .string(trigger) }
+        let seeded = try await server.seed([
+            "consumers": [
+                ["username": "pat", "tags": ["idp-managed"],
+                 "plugins": [["name": "request-termination", "config": .object(config), "enabled": .bool(enabled)]]]
+            ]
+        ])
+        let id = ConsumerID(seeded["consumers"]!.arrayValue![0]["id"]!.stringValue!)
+        let details = try await client(server).details(for: [id])[id]
+        #expect(details?.ourBlock == nil)
+        switch details?.foreign {
+        case .blocking(let what)?:
+            #expect(expected == "blocking")
+            #expect(what.hasPrefix("request-termination plugin "))
+        case .conflicting(let what)?:
+            #expect(expected == "conflicting")
+            #expect(what.hasPrefix("request-termination plugin "))
+        case nil:
+            Issue.record("the person's plugin was not reported")
+        }
     }
 
     @Test func dbLessKongIsRefused() async throws {
@@ -120,7 +159,7 @@ struct KongGatewayTests {
         let seeded = try await server.seed(["consumers": [["username": "carl", "tags": ["idp-managed"]]]])
         let id = ConsumerID(seeded["consumers"]!.arrayValue![0]["id"]!.stringValue!)
         do {
-            _ = try await client(server).setTags(id, ["bad/tag"])
+            _ = try await client(server).mark(id, with: ["bad/tag"], keeping: [])
             Issue.record("invalid tag accepted")
         } catch let error as GatewayError {
             #expect(error.status == 400)

@@ -44,7 +44,7 @@ struct ResilienceTests {
         let seeded = try await server.seed(["consumers": [["username": "a", "tags": ["idp-managed"]]]])
         let id = ConsumerID(seeded["consumers"]!.arrayValue![0]["id"]!.stringValue!)
         try await faults(server, #"{"rules": [{"method": "PATCH", "status": 429, "retry_after": 1, "times": 1}]}"#)
-        let consumer = try await client(server).setTags(id, ["idp-managed", "x"])
+        let consumer = try await client(server).mark(id, with: [], keeping: ["idp-managed", "x"])
         #expect(consumer.tags == ["idp-managed", "x"])
         // What the server saw: the retry came at least Retry-After (1 s) after the 429 was sent.
         let gaps = try await server.stats()["retry_gaps"]?.arrayValue ?? []
@@ -76,7 +76,7 @@ struct ResilienceTests {
         try await faults(server, #"{"rules": [{"method": "GET", "status": 500, "drop": true, "times": 1}]}"#)
         #expect(try await client(server).readConsumer(id)?.username == "a")
         try await faults(server, #"{"rules": [{"method": "PATCH", "status": 500, "drop": true, "times": 1}]}"#)
-        await #expect(throws: GatewayError.self) { try await client(server).setTags(id, ["idp-managed", "y"]) }
+        await #expect(throws: GatewayError.self) { try await client(server).mark(id, with: [], keeping: ["idp-managed", "y"]) }
         #expect(try await server.stats()["by_route"]?["PATCH /consumers/{consumer}"] == .int(1))
     }
 
@@ -85,7 +85,7 @@ struct ResilienceTests {
         let seeded = try await server.seed(["consumers": [["username": "a", "tags": ["idp-managed"]]]])
         let id = ConsumerID(seeded["consumers"]!.arrayValue![0]["id"]!.stringValue!)
         try await faults(server, #"{"rules": [{"method": "PATCH", "status": null, "delay_ms": 1800, "times": 1}]}"#)
-        let consumer = try await client(server, timeout: 1).setTags(id, ["idp-managed", "z"])
+        let consumer = try await client(server, timeout: 1).mark(id, with: [], keeping: ["idp-managed", "z"])
         #expect(consumer.tags == ["idp-managed", "z"])
         let routes = try await server.stats()["by_route"]
         #expect(routes?["GET /consumers/{consumer}"] == .int(1))

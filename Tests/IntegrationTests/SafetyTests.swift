@@ -260,36 +260,57 @@ struct FailureTests {
         #expect(try await s.writes() == 0)
     }
 
-    /// Starts `sync` in the background with every plugin POST slowed down, and waits for its first intent.
-    func startSlowRun(_ s: Scenario) async throws -> pid_t {
+    /// Starts `sync` in the background with every plugin POST slowed down (5 s), and sends `signal`
+    /// the moment its first disable intent is in the journal (the intent is fsynced just before its
+    /// POST, so the write is in flight or next). A dedicated thread watches and signals: the test's
+    /// cooperative threads may be busy with other tests, and the run must not finish first.
+    /// Returns the pid (signalled, not yet reaped); throws when the run never got there.
+    func startSlowRun(_ s: Scenario, signal: Int32) async throws -> pid_t {
         try await s.kong.control(
             "POST", "/__test/faults",
             #"{"rules": [{"method": "POST", "path_regex": "/plugins$", "status": null, "delay_ms": 5000}]}"#)
         let null = open("/dev/null", O_RDWR)
         defer { close(null) }
         let pid = try spawn(Repo.binary, ["sync", "--config", s.config], stdout: null, stderr: null, stdin: null)
-        for _ in 0..<3000 {
-            if (try? s.records().contains { $0["event"] == "intent" && $0["action"] == "disable" }) == true {
-                // The intent is journaled just before its POST; wait until the server holds that POST.
-                var tries = 0
-                while tries < 3000, ((try? await s.kong.stats())?["by_route"]?["POST /consumers/{consumer}/plugins"]?.intValue ?? 0) < 1 {
-                    try await Task.sleep(nanoseconds: 10_000_000)
-                    tries += 1
-                }
-                return pid
-            }
-            try await Task.sleep(nanoseconds: 10_000_000)
+        final class Watch: @unchecked Sendable {
+            let done = DispatchSemaphore(value: 0)
+            var sawIntent = false
         }
-        kill(pid, SIGKILL)
-        _ = waitFor(pid)
-        throw FixtureError(description: "the run never reached its first disable (no intent in the journal within 30 s)")
+        let watch = Watch()
+        let journal = s.journal
+        let thread = Thread {
+            let needle = #""action":"disable""#
+            for _ in 0..<30_000 {  // at most 150 s
+                if let text = try? String(contentsOfFile: journal, encoding: .utf8),
+                    text.split(separator: "\n").contains(where: { $0.contains(#""event":"intent""#) && $0.contains(needle) })
+                {
+                    kill(pid, signal)
+                    watch.sawIntent = true
+                    break
+                }
+                usleep(5_000)
+            }
+            if !watch.sawIntent { kill(pid, SIGKILL) }
+            watch.done.signal()
+        }
+        thread.start()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                watch.done.wait()
+                continuation.resume()
+            }
+        }
+        guard watch.sawIntent else {
+            _ = waitFor(pid)
+            throw FixtureError(description: "the run never reached its first disable (no intent in the journal)")
+        }
+        return pid
     }
 
     @Test func aRunKilledDuringApplyLeavesAJournalThatVerifiesAndTheNextRunConverges() async throws {
         let s = try Scenario(concurrency: 1)
         try await s.seedDemo()
-        let pid = try await startSlowRun(s)
-        kill(pid, SIGKILL)
+        let pid = try await startSlowRun(s, signal: SIGKILL)
         #expect(waitFor(pid) == 128 + SIGKILL)
         let records = try s.records()
         #expect(records.last?["event"] == "intent")
@@ -312,8 +333,7 @@ struct FailureTests {
     @Test func sigtermFinishesTheWriteInFlightAndStops() async throws {
         let s = try Scenario(concurrency: 1)
         try await s.seedDemo()
-        let pid = try await startSlowRun(s)
-        kill(pid, SIGTERM)
+        let pid = try await startSlowRun(s, signal: SIGTERM)
         #expect(waitFor(pid) == 1)
         let records = try s.records()
         let intents = records.filter { $0["event"] == "intent" }.compactMap { $0["seq"]?.intValue }

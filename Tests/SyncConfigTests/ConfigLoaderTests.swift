@@ -47,7 +47,8 @@ struct ConfigLoaderTests {
         #expect(ldap.bindPassword == "s3cret-bind")
         #expect(ldap.timeoutSeconds == 10)
         #expect(ldap.pageSize == 500)
-        #expect(config.gateways[0].token == "kong-token")
+        guard case .kong(let kong) = config.gateways[0] else { return }
+        #expect(kong.token == "kong-token")
         #expect(config.gateways[0].match == MatchRule(consumer: .username, user: .username))
         #expect(config.policy.gracePeriod == 7 * 86_400)
         #expect(config.policy.onMissing == .deleteKeys)

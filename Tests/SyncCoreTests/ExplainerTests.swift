@@ -12,16 +12,11 @@ struct ExplainerTests {
         directory: ExplainEvidence.Directory = .absent, history: [JSONValue] = [], key: String? = nil
     ) -> ExplainEvidence {
         let consumer = consumerTags.map { Consumer(id: ConsumerID("c-1"), username: "alice", customID: "u-1", tags: $0) }
-        var plugins: [ConsumerPlugin] = []
-        if ourPlugin {
-            plugins.append(ConsumerPlugin(id: PluginID("p"), name: Marks.pluginName, consumerID: ConsumerID("c-1"), tags: [Marks.pluginTag]))
-        }
-        if theirPlugin {
-            plugins.append(ConsumerPlugin(id: PluginID("q"), name: Marks.pluginName, consumerID: ConsumerID("c-1"), statusCode: 403))
-        }
+        let details = ConsumerDetails(
+            keys: [], ourBlock: ourPlugin ? BlockID("p") : nil, foreign: theirPlugin ? .blocking("a person's block q") : nil)
         return ExplainEvidence(
             gateway: "prod", keyFingerprint: key, consumer: consumer,
-            details: consumer == nil ? nil : ConsumerDetails(keys: [], plugins: plugins), linkField: "id",
+            details: consumer == nil ? nil : details, linkField: "id",
             directory: directory, history: history, policy: Policy(gracePeriod: 86_400), protected: false, now: now)
     }
 

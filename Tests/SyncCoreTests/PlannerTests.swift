@@ -8,9 +8,9 @@ struct PlannerCase: CustomTestStringConvertible, Sendable {
     var name: String
     var user: UserState = .active
     var tags: [String] = ["idp-managed"]
-    var ourPlugin = false
-    /// A person's request-termination on the consumer alone: (enabled, trigger, status).
-    var theirPlugin: (Bool, String?, Int)? = nil
+    var ourBlock = false
+    /// A person's block as the gateway adapter classified it (the Kong rules are tested with the adapter).
+    var theirBlock: ForeignBlock? = nil
     var onMissing: OnMissing = .disable
     var grace: Int64 = 86_400
     var keys = 1
@@ -35,12 +35,12 @@ let plannerCases: [PlannerCase] = [
     PlannerCase(
         name: "linked, disabled: restore",
         tags: ["idp-managed", Marks.orphaned, since(now - 10), Marks.reasonPrefix + "missing", Marks.disabled],
-        ourPlugin: true, expected: [.restore], situation: .linked, expectedTags: ["idp-managed"]),
+        ourBlock: true, expected: [.restore], situation: .linked, expectedTags: ["idp-managed"]),
     PlannerCase(
-        name: "linked, our plugin without tags: restore", ourPlugin: true, expected: [.restore], situation: .linked),
+        name: "linked, our plugin without tags: restore", ourBlock: true, expected: [.restore], situation: .linked),
     PlannerCase(
         name: "linked, person's blocking plugin never stops restore",
-        tags: ["idp-managed", Marks.disabled], ourPlugin: true, theirPlugin: (true, nil, 403), expected: [.restore],
+        tags: ["idp-managed", Marks.disabled], ourBlock: true, theirBlock: .blocking("a person's block"), expected: [.restore],
         situation: .linked),
     PlannerCase(
         name: "missing, first seen: flag with the clock at now", user: .absent, expected: [.flag], situation: .missing,
@@ -60,7 +60,7 @@ let plannerCases: [PlannerCase] = [
     PlannerCase(
         name: "missing, already disabled: nothing", user: .absent,
         tags: ["idp-managed", Marks.orphaned, since(now - 90_000), Marks.reasonPrefix + "missing", Marks.disabled],
-        ourPlugin: true, expected: [], situation: .missing),
+        ourBlock: true, expected: [], situation: .missing),
     PlannerCase(
         name: "on_missing flag: never disables", user: .absent,
         tags: ["idp-managed", Marks.orphaned, since(now - 900_000), Marks.reasonPrefix + "missing"], onMissing: .flag,
@@ -72,11 +72,11 @@ let plannerCases: [PlannerCase] = [
     PlannerCase(
         name: "on_missing delete-keys, already disabled, keys left: delete them", user: .absent,
         tags: ["idp-managed", Marks.orphaned, since(now - 90_000), Marks.reasonPrefix + "missing", Marks.disabled],
-        ourPlugin: true, onMissing: .deleteKeys, keys: 1, expected: [.deleteKey], situation: .missing),
+        ourBlock: true, onMissing: .deleteKeys, keys: 1, expected: [.deleteKey], situation: .missing),
     PlannerCase(
         name: "on_missing delete-keys, disabled, no keys left: nothing", user: .absent,
         tags: ["idp-managed", Marks.orphaned, since(now - 90_000), Marks.reasonPrefix + "missing", Marks.disabled],
-        ourPlugin: true, onMissing: .deleteKeys, keys: 0, expected: [], situation: .missing),
+        ourBlock: true, onMissing: .deleteKeys, keys: 0, expected: [], situation: .missing),
     PlannerCase(
         name: "deactivated: flag and disable at once (disabled_grace_period 0)", user: .deactivated,
         expected: [.flag, .disable], situation: .deactivated),
@@ -119,7 +119,7 @@ let plannerCases: [PlannerCase] = [
         tags: ["idp-managed", Marks.orphaned, since(1), Marks.reasonPrefix + "missing"], grace: Int64.max,
         expected: [], situation: .missing),
     PlannerCase(
-        name: "our plugin without our tags gets its tags back", user: .absent, tags: ["idp-managed"], ourPlugin: true,
+        name: "our plugin without our tags gets its tags back", user: .absent, tags: ["idp-managed"], ourBlock: true,
         expected: [.flag], situation: .missing,
         expectedTags: ["idp-managed", Marks.orphaned, since(now), Marks.reasonPrefix + "missing", Marks.disabled]),
     PlannerCase(
@@ -127,20 +127,17 @@ let plannerCases: [PlannerCase] = [
         tags: ["idp-managed", Marks.orphaned, since(now - 10), Marks.reasonPrefix + "missing", Marks.disabled],
         expected: [.disable], situation: .missing),
     PlannerCase(
-        name: "person's enabled 403 plugin: blocked, report only", user: .absent, theirPlugin: (true, nil, 403),
+        name: "a person's block: blocked, report only", user: .absent, theirBlock: .blocking("a person's block"),
         grace: 0, expected: [], situation: .blocked),
     PlannerCase(
-        name: "person's disabled plugin: conflict", user: .absent, theirPlugin: (false, nil, 403), grace: 0,
-        expected: [], situation: .conflict),
+        name: "a person's configuration that blocks nothing but keeps ours out: conflict", user: .absent,
+        theirBlock: .conflicting("a disabled block"), grace: 0, expected: [], situation: .conflict),
     PlannerCase(
-        name: "person's plugin with a trigger: conflict", user: .absent, theirPlugin: (true, "x-test", 403), grace: 0,
-        expected: [], situation: .conflict),
+        name: "a person's block does not matter while only flagging", user: .absent,
+        theirBlock: .conflicting("a disabled block"), expected: [.flag], situation: .missing),
     PlannerCase(
-        name: "person's plugin with status 200: conflict", user: .absent, theirPlugin: (true, nil, 200), grace: 0,
-        expected: [], situation: .conflict),
-    PlannerCase(
-        name: "person's plugin does not matter while only flagging", user: .absent, theirPlugin: (false, nil, 403),
-        expected: [.flag], situation: .missing),
+        name: "a person's block never stops restore of ours", ourBlock: true, theirBlock: .conflicting("a disabled block"),
+        expected: [.restore], situation: .linked),
 ]
 
 @Suite("Planner: every situation and action of docs/report.md")
@@ -156,25 +153,12 @@ struct PlannerTests {
         }
         let consumerID = ConsumerID("c-1")
         let consumer = Consumer(id: consumerID, username: "alice", customID: userID.uppercased(), tags: c.tags)
-        var ours: [ConsumerID: ConsumerPlugin] = [:]
-        var plugins: [ConsumerPlugin] = []
-        if c.ourPlugin {
-            let plugin = ConsumerPlugin(
-                id: PluginID("p-ours"), name: Marks.pluginName, consumerID: consumerID, statusCode: 403,
-                tags: [Marks.pluginTag])
-            ours[consumerID] = plugin
-            plugins.append(plugin)
-        }
-        if let (enabled, trigger, status) = c.theirPlugin {
-            plugins.append(
-                ConsumerPlugin(
-                    id: PluginID("p-theirs"), name: Marks.pluginName, consumerID: consumerID, enabled: enabled,
-                    statusCode: status, trigger: trigger))
-        }
+        var ours: [ConsumerID: BlockID] = [:]
+        if c.ourBlock { ours[consumerID] = BlockID("b-ours") }
         let keys = (0..<c.keys).map { KeyRef(id: KeyID("k-\($0)"), fingerprint: "sha256:\($0)") }
         let gateway = GatewaySnapshot(
-            name: "prod", consumers: [consumer], ourPlugins: ours,
-            details: [consumerID: ConsumerDetails(keys: keys, plugins: plugins)])
+            name: "prod", consumers: [consumer], ourBlocks: ours,
+            details: [consumerID: ConsumerDetails(keys: keys, ourBlock: ours[consumerID], foreign: c.theirBlock)])
         return (DirectorySnapshot(sourceType: "ldap", scope: "ou=people", users: users), gateway)
     }
 
