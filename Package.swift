@@ -57,10 +57,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(name: "idp-sync", dependencies: ["IdPSyncCLI"]),
+        // In-memory twins of the ports for engine tests; never linked into the executable.
+        .target(name: "SyncTesting", dependencies: ["SyncEngine", "SyncCore"]),
         // Benchmark of the pure planner (`swift run -c release idp-sync-bench`); not shipped.
         .executableTarget(name: "idp-sync-bench", dependencies: ["SyncCore"]),
 
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore", "SyncEngine"]),
+        .testTarget(
+            name: "SyncEngineTests",
+            dependencies: ["SyncTesting", "SyncEngine", "SyncCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SyncJournalTests", dependencies: ["SyncJournal", "SyncEngine", "SyncCore"]),
         .testTarget(name: "SyncConfigTests", dependencies: ["SyncConfig", "SyncCore"]),
         .testTarget(

@@ -1,0 +1,42 @@
+import Synchronization
+import SyncCore
+import SyncEngine
+
+/// An in-memory journal for engine tests: records in order (with seq), and an append that can fail.
+public final class MemoryJournal: JournalStore, Sendable {
+    private let records = Mutex<[[String: JSONValue]]>([])
+    /// Appends after this many succeed fail (a full disk); nil never fails.
+    private let failAfter: Int?
+
+    public init(failAfter: Int? = nil) { self.failAfter = failAfter }
+
+    public struct Full: Error, CustomStringConvertible {
+        public var description: String { "no space left on device" }
+    }
+
+    @discardableResult
+    public func append(_ fields: [String: JSONValue]) throws -> Int64 {
+        try records.withLock { list in
+            if let failAfter, list.count >= failAfter { throw Full() }
+            var record = fields
+            record["seq"] = .int(Int64(list.count + 1))
+            list.append(record)
+            return Int64(list.count)
+        }
+    }
+
+    public var head: String { records.withLock { "\($0.count):memory" } }
+
+    /// Every record appended, in order.
+    public var all: [JSONValue] { records.withLock { $0.map(JSONValue.object) } }
+
+    /// `event action consumer-id` of intents and outcomes, and the event of the rest.
+    public var lines: [String] {
+        all.map { r in
+            let event = r["event"]?.stringValue ?? "?"
+            guard event == "intent" || event == "outcome" else { return event }
+            let what = "\(event) \(r["action"]?.stringValue ?? "?") \(r["consumer"]?["id"]?.stringValue ?? "?")"
+            return event == "outcome" ? what + " " + (r["outcome"]?.stringValue ?? "?") : what
+        }
+    }
+}
