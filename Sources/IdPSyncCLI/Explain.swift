@@ -97,12 +97,14 @@ struct Explain: AsyncParsableCommand {
             }
         }
 
-        var history: [JSONValue] = []
+        var history: [JournalEntry] = []
         let query =
             found.map { JournalQuery(consumer: $0.consumer.id.rawValue) } ?? JournalQuery(keyFingerprint: fingerprint)
         if fingerprint != nil || found != nil {
             do {
-                try JournalReader(path: config.journalPath).read(query: query) { record, _ in history.append(record) }
+                try JournalReader(path: config.journalPath).read(query: query) { record, _ in
+                    if let entry = JournalEntry(record: record) { history.append(entry) }
+                }
             } catch {
                 problems.append("journal not read: \(error)")
             }

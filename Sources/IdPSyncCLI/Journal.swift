@@ -250,15 +250,14 @@ struct Journal: ParsableCommand {
 
     static func startNewFile(path: String, acknowledging reason: String?) throws {
         signal(SIGXFSZ, SIG_IGN)
-        let fields: [String: JSONValue] = [
-            "version": .string(IdPSync.version), "host": .string(Environment.hostname), "uid": .int(Int64(getuid())),
-        ]
+        let identity = JournalArchive.Identity(
+            version: IdPSync.version, host: Environment.hostname, uid: Int64(getuid()))
         do {
             let outcome =
                 if let reason {
-                    try JournalArchive.acknowledge(path: path, reason: reason, fields: fields, now: Environment.unixNow())
+                    try JournalArchive.acknowledge(path: path, reason: reason, identity: identity, now: Environment.unixNow())
                 } else {
-                    try JournalArchive.rotate(path: path, fields: fields, now: Environment.unixNow())
+                    try JournalArchive.rotate(path: path, identity: identity, now: Environment.unixNow())
                 }
             print("ok: kept the old journal as \(outcome.archived); \(path) starts at \(outcome.head)".escapedForTerminal)
         } catch {

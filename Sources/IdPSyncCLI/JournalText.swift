@@ -1,4 +1,5 @@
 import SyncCore
+import SyncEngine
 
 /// Prints journal records: text grouped by run, a JSON array, or the lines as they are.
 struct RecordPrinter {
@@ -30,49 +31,55 @@ struct RecordPrinter {
         if output == .json { Swift.print(first ? "[]" : "\n]") }
     }
 
+    /// One line per record, from the typed record (a record this version does not know is named,
+    /// not guessed at).
     static func text(_ r: JSONValue) -> String {
-        let seq = r["seq"]?.intValue.map { String($0) } ?? "?"
-        let time = r["time"]?.stringValue ?? "?"
-        let event = r["event"]?.stringValue ?? "?"
-        var line = "\(seq.leftPadded(6)) \(time) "
-        switch event {
-        case "intent", "outcome":
-            let consumer = r["consumer"]
-            let name = consumer?["username"]?.stringValue ?? consumer?["custom_id"]?.stringValue
-                ?? consumer?["id"]?.stringValue ?? "?"
-            let action = r["action"]?.stringValue ?? "?"
-            if event == "intent" {
-                line += "intent   \(action.rightPadded(10)) \(r["gateway"]?.stringValue ?? "?")/\(name)"
-                line += " [\(r["situation"]?.stringValue ?? "?")] \(r["reason"]?.stringValue ?? "")"
-            } else {
-                let outcome = r["outcome"]?.stringValue ?? "?"
-                line += "\(outcome.rightPadded(8)) \(action.rightPadded(10)) \(r["gateway"]?.stringValue ?? "?")/\(name)"
-                if let error = r["error"]?.stringValue { line += ": \(error)" }
+        guard let entry = JournalEntry(record: r) else { return "     ? not a journal record" }
+        var line = "\(String(entry.seq).leftPadded(6)) \(entry.time) "
+        switch entry.event {
+        case .intent(let a):
+            line += "intent   \(a.action.rawValue.rightPadded(10)) \(a.gateway)/\(name(a.consumer))"
+            line += " [\(a.situation.rawValue)] \(a.reason)"
+        case .outcome(let a, _, let result):
+            switch result {
+            case .applied:
+                line += "\("applied".rightPadded(8)) \(a.action.rawValue.rightPadded(10)) \(a.gateway)/\(name(a.consumer))"
+            case .failed(let error):
+                line += "\("failed".rightPadded(8)) \(a.action.rawValue.rightPadded(10)) \(a.gateway)/\(name(a.consumer))"
+                line += ": \(error)"
             }
-        case "run-started":
+        case .runStarted(let r):
             line += "started"
-            if r["dry_run"]?.boolValue == true { line += " (dry run)" }
-            if let host = r["host"]?.stringValue { line += " on \(host)" }
-            if let uid = r["uid"]?.intValue { line += " uid \(uid)" }
-            if let restoring = r["restore_of"]?.stringValue { line += ", restoring run \(restoring)" }
-            if let repaired = r["repaired"]?.stringValue { line += "; repaired: \(repaired)" }
-            if let previous = r["previous_run_interrupted"]?["run"]?.stringValue {
-                let n = r["previous_run_interrupted"]?["intents_without_outcome"]?.arrayValue?.count ?? 0
-                line += "; run \(previous) was interrupted with \(n) write(s) without outcome"
+            if r.dryRun { line += " (dry run)" }
+            line += " on \(r.host) uid \(r.uid)"
+            if let format = r.journalFormat, format > JournalEvent.format {
+                line += " (journal_format \(format): newer than this idp-sync reads; its records may be shown in part)"
             }
-        case "run-finished":
-            line += "finished \(r["outcome"]?.stringValue ?? "?"), exit \(r["exit_code"]?.intValue ?? -1)"
-            if let users = r["users"]?.intValue { line += ", \(users) users" }
-            if let counts = r["counts"]?.objectValue, !counts.isEmpty {
-                line += ", " + counts.keys.sorted().map { "\($0) \(counts[$0]!.intValue ?? 0)" }.joined(separator: ", ")
+            if let restoring = r.restoreOf { line += ", restoring run \(restoring)" }
+            if let repaired = r.repaired { line += "; repaired: \(repaired)" }
+            if let previous = r.previousRunInterrupted {
+                line += "; run \(previous.run) was interrupted with \(previous.intentsWithoutOutcome.count) write(s) without outcome"
             }
-            if r["stopped"]?.boolValue == true { line += " (stopped by a signal)" }
-        case "run-refused":
-            line += "REFUSED \(r["cause"]?.stringValue ?? "?"): \(r["detail"]?.stringValue ?? "")"
-        default:
-            line += event
+        case .runFinished(let r):
+            line += "finished \(r.outcome), exit \(r.exitCode)"
+            if let users = r.users { line += ", \(users) users" }
+            if let counts = r.counts, !counts.isEmpty {
+                line += ", " + counts.keys.sorted().map { "\($0) \(counts[$0]!)" }.joined(separator: ", ")
+            }
+            if r.stopped == true { line += " (stopped by a signal)" }
+        case .runRefused(let r):
+            line += "REFUSED \(r.cause): \(r.detail)"
+        case .journalStarted(let r):
+            line += "journal started, continuing \(r.previousFile) at seq \(r.previousSeq)"
+            if let reason = r.acknowledgedReason { line += "; acknowledged: \(reason)" }
+        case .unknown(let event):
+            line += "\(event) (a record this version does not know)"
         }
         return line
+    }
+
+    static func name(_ consumer: Consumer) -> String {
+        consumer.username ?? consumer.customID ?? consumer.id.rawValue
     }
 }
 
@@ -91,21 +98,22 @@ struct RunSummary {
     init(id: String) { self.id = id }
 
     mutating func add(_ r: JSONValue) {
-        switch r["event"]?.stringValue {
-        case "run-started":
-            started = r["time"]?.stringValue
-            if let restoring = r["restore_of"]?.stringValue { note = "restore of \(restoring)" }
-        case "run-finished":
-            finished = r["time"]?.stringValue
-            outcome = r["outcome"]?.stringValue ?? "?"
-            exitCode = r["exit_code"]?.intValue
-            users = r["users"]?.intValue
-            if r["stopped"]?.boolValue == true { note = "stopped by a signal" }
-        case "run-refused":
+        guard let entry = JournalEntry(record: r) else { return }
+        switch entry.event {
+        case .runStarted(let started):
+            self.started = entry.time
+            if let restoring = started.restoreOf { note = "restore of \(restoring)" }
+        case .runFinished(let finished):
+            self.finished = entry.time
+            outcome = finished.outcome
+            exitCode = finished.exitCode
+            users = finished.users
+            if finished.stopped == true { note = "stopped by a signal" }
+        case .runRefused(let refused):
             outcome = "refused"
-            note = "\(r["cause"]?.stringValue ?? ""): \(r["detail"]?.stringValue ?? "")"
-        case "outcome":
-            if r["outcome"]?.stringValue == "applied" { applied += 1 } else { failed += 1 }
+            note = "\(refused.cause): \(refused.detail)"
+        case .outcome(_, _, let result):
+            if case .applied = result { applied += 1 } else { failed += 1 }
         default: break
         }
     }

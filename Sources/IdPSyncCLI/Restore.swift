@@ -41,15 +41,15 @@ struct Restore: AsyncParsableCommand {
         } catch {
             fail("\(error)")
         }
-        var records: [JSONValue] = []
+        var entries: [JournalEntry] = []
         do {
             try JournalReader(path: config.journalPath).read(query: JournalQuery(run: target)) { record, _ in
-                records.append(record)
+                if let entry = JournalEntry(record: record) { entries.append(entry) }
             }
         } catch {
             fail("\(error)")
         }
-        guard records.contains(where: { $0["event"] == "run-started" }) else {
+        guard entries.contains(where: { if case .runStarted = $0.event { return true } else { return false } }) else {
             fail("run \(target) is not in the journal \(config.journalPath); list runs with: idp-sync journal --runs --config \(options.config)")
         }
         var opened: OpenedRun? = nil
@@ -62,8 +62,8 @@ struct Restore: AsyncParsableCommand {
         }
         let restore = RestoreRun(
             gateways: LiveAdapters.gateways(config, logger: logger), journal: opened?.journal, runID: Sync.newRunID(),
-            startFields: opened?.startFields ?? RunSetup.startFields(configBytes: configBytes), logger: logger)
-        let report = await restore.run(undoing: target, records: records, dryRun: dryRun)
+            started: opened?.started ?? RunSetup.started(configBytes: configBytes), logger: logger)
+        let report = await restore.run(undoing: target, entries: entries, dryRun: dryRun)
         switch output {
         case .json: print(report.json.canonical)
         case .text: print(report.text(color: isatty(1) == 1), terminator: "")

@@ -14,7 +14,7 @@ import Glibc
 struct OpenedRun {
     var lock: JournalLock
     var journal: JournalFile
-    var startFields: [String: JSONValue]
+    var started: JournalEvent.RunStarted
 }
 
 extension ConfigOptions {
@@ -35,11 +35,11 @@ enum RunSetup {
         try ConfigLoader(environment: Environment.all).loadWithBytes(path: path)
     }
 
-    static func startFields(configBytes: [UInt8]) -> [String: JSONValue] {
-        [
-            "version": .string(IdPSync.version), "host": .string(Environment.hostname), "uid": .int(Int64(getuid())),
-            "config_sha256": .string(KeyFingerprint.hexSHA256(configBytes)), "journal_format": 1,
-        ]
+    /// The `run-started` record of this process (its `run` is set by the engine).
+    static func started(configBytes: [UInt8]) -> JournalEvent.RunStarted {
+        JournalEvent.RunStarted(
+            run: nil, version: IdPSync.version, host: Environment.hostname, uid: Int64(getuid()),
+            configSHA256: KeyFingerprint.hexSHA256(configBytes))
     }
 
     /// Takes the lock and opens the journal; what opening found (a repair, an interrupted run, a
@@ -47,21 +47,18 @@ enum RunSetup {
     static func open(_ config: SyncConfiguration, configBytes: [UInt8], logger: Logger) throws -> OpenedRun {
         let lock = try JournalLock(journalPath: config.journalPath)
         let file = try JournalFile(path: config.journalPath)
-        var fields = startFields(configBytes: configBytes)
+        var started = started(configBytes: configBytes)
         if let fixed = file.modeFixed {
             logger.warning("journal mode fixed", metadata: ["journal.mode": "\(fixed)"])
         }
         if let repaired = file.repaired {
-            fields["repaired"] = .string(repaired)
+            started.repaired = repaired
             logger.warning("journal repaired", metadata: ["journal.repaired": "\(repaired)"])
         }
         if let interrupted = file.interrupted {
             // Writes of a killed run may or may not have reached the gateway; this run re-reads
             // everything, converges, and records what it found.
-            fields["previous_run_interrupted"] = [
-                "run": .string(interrupted.run),
-                "intents_without_outcome": .array(interrupted.unfinishedIntents.map { .int($0) }),
-            ]
+            started.previousRunInterrupted = (interrupted.run, interrupted.unfinishedIntents)
             logger.warning(
                 "the previous run was interrupted",
                 metadata: [
@@ -69,6 +66,6 @@ enum RunSetup {
                     "sync.intents_without_outcome": "\(interrupted.unfinishedIntents.count)",
                 ])
         }
-        return OpenedRun(lock: lock, journal: file, startFields: fields)
+        return OpenedRun(lock: lock, journal: file, started: started)
     }
 }

@@ -53,7 +53,7 @@ struct Sync: AsyncParsableCommand {
 
         var opened: OpenedRun? = nil
         var lastGoodUsers: Int? = nil
-        var startFields = RunSetup.startFields(configBytes: configBytes)
+        var started = RunSetup.started(configBytes: configBytes)
         do {
             if dryRun {
                 let scan = try JournalScan.scan(path: config.journalPath)
@@ -66,7 +66,7 @@ struct Sync: AsyncParsableCommand {
             } else {
                 let run = try RunSetup.open(config, configBytes: configBytes, logger: logger)
                 lastGoodUsers = run.journal.lastGoodUsers
-                startFields = run.startFields
+                started = run.started
                 opened = run
             }
         } catch {
@@ -78,7 +78,7 @@ struct Sync: AsyncParsableCommand {
         let engine = SyncRun(
             source: LiveAdapters.source(config, logger: logger), sourceType: config.source.type,
             gateways: LiveAdapters.gateways(config, logger: logger), planner: LiveAdapters.planner(config),
-            journal: journal, runID: runID, startFields: startFields, logger: logger,
+            journal: journal, runID: runID, started: started, logger: logger,
             now: { Environment.unixNow() }, shouldStop: { StopSignal.requested })
         let report = await engine.run(
             RunOptions(

@@ -20,14 +20,14 @@ public struct ExplainEvidence: Sendable {
     public var linkField: String
     public var directory: Directory
     /// Journal records about this consumer (or key), oldest first.
-    public var history: [JSONValue]
+    public var history: [JournalEntry]
     public var policy: Policy
     public var protected: Bool
     public var now: Int64
 
     public init(
         gateway: String, keyFingerprint: String?, consumer: Consumer?, details: ConsumerDetails?, linkField: String,
-        directory: Directory, history: [JSONValue], policy: Policy, protected: Bool, now: Int64
+        directory: Directory, history: [JournalEntry], policy: Policy, protected: Bool, now: Int64
     ) {
         self.gateway = gateway
         self.keyFingerprint = keyFingerprint
@@ -79,15 +79,19 @@ public struct Explanation: Sendable, Equatable {
 public enum Explainer {
     public static func explain(_ e: ExplainEvidence) -> Explanation {
         var facts: [String] = []
-        let actions = e.history.filter { $0["event"] == "outcome" && $0["outcome"] == "applied" }
-        func when(_ r: JSONValue) -> String { "\(r["time"]?.stringValue ?? "?") (run \(r["run"]?.stringValue ?? "?"))" }
+        // What idp-sync did, from the journal: applied outcomes, with when and in which run.
+        let actions: [(record: JournalEvent.ActionRecord, time: String)] = e.history.compactMap { entry in
+            if case .outcome(let record, _, .applied) = entry.event { return (record, entry.time) }
+            return nil
+        }
+        func when(_ a: (record: JournalEvent.ActionRecord, time: String)) -> String { "\(a.time) (run \(a.record.run ?? "?"))" }
 
         guard let consumer = e.consumer else {
             if let fingerprint = e.keyFingerprint {
                 facts.append("key \(fingerprint) is not on gateway \(e.gateway)")
-                if let deleted = actions.last(where: { $0["action"] == "delete-key" }) {
-                    let name = deleted["consumer"]?["username"]?.stringValue ?? deleted["consumer"]?["id"]?.stringValue ?? "?"
-                    facts.append("idp-sync deleted it from consumer \(name) at \(when(deleted)): \(deleted["reason"]?.stringValue ?? "")")
+                if let deleted = actions.last(where: { $0.record.action == .deleteKey }) {
+                    let name = deleted.record.consumer.username ?? deleted.record.consumer.id.rawValue
+                    facts.append("idp-sync deleted it from consumer \(name) at \(when(deleted)): \(deleted.record.reason)")
                     return Explanation(
                         cause: .keyRevoked, facts: facts,
                         verdict: "the key was revoked: idp-sync deleted it because its user was gone (on_missing: delete-keys)",
@@ -136,10 +140,10 @@ public enum Explainer {
         case .absent: facts.append("directory: no user with that \(e.linkField) under base_dn")
         case .unlinked: facts.append("directory: the consumer has no \(e.linkField), so it is linked to no user")
         }
-        for r in actions {
-            facts.append("journal: \(r["action"]?.stringValue ?? "?") at \(when(r)): \(r["reason"]?.stringValue ?? "")")
+        for a in actions {
+            facts.append("journal: \(a.record.action.rawValue) at \(when(a)): \(a.record.reason)")
         }
-        let lastRun = actions.last?["run"]?.stringValue
+        let lastRun = actions.last?.record.run
 
         if ours == nil && !marks.disabled {
             if case .blocking(let what)? = theirs {

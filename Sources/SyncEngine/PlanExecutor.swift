@@ -33,7 +33,7 @@ struct PlanExecutor {
     struct Pending {
         var index: Int
         var action: SyncAction
-        var fields: [String: JSONValue]
+        var record: JournalEvent.ActionRecord
         var intentSeq: Int64
         var before: [String]
         var after: [String]
@@ -77,16 +77,13 @@ struct PlanExecutor {
                 let action = plan.actions[index]
                 let before = expectedTags[action.gateway]?[action.consumer.id] ?? action.consumer.tagList
                 let after = action.tagsAfter ?? before
-                var fields = action.journalFields
-                fields["run"] = JSONValue(runID)
-                fields["before"] = JSONValue(before)
-                fields["after"] = JSONValue(after)
-                fields["reason"] = .string(action.reason)
-                var intent = fields
-                intent["event"] = "intent"
+                let record = JournalEvent.ActionRecord(
+                    run: runID, gateway: action.gateway, action: action.kind, situation: action.situation,
+                    consumer: action.consumer, user: action.user, keys: action.keys, before: before, after: after,
+                    reason: action.reason)
                 do {
-                    let seq = try journal.append(intent)
-                    pending.append(Pending(index: index, action: action, fields: fields, intentSeq: seq, before: before, after: after))
+                    let seq = try journal.append(.intent(record))
+                    pending.append(Pending(index: index, action: action, record: record, intentSeq: seq, before: before, after: after))
                 } catch {
                     result.errors.append("cannot write the journal (\(error)); stopped before writing to gateway \(action.gateway)")
                     journalBroken = true
@@ -141,17 +138,8 @@ struct PlanExecutor {
                         ])
                 }
                 result.outcomes[item.index] = outcome
-                var record = item.fields
-                record["event"] = "outcome"
-                record["intent"] = .int(item.intentSeq)
-                switch outcome {
-                case .applied: record["outcome"] = "applied"
-                case .failed(let error):
-                    record["outcome"] = "failed"
-                    record["error"] = .string(error)
-                }
                 do {
-                    try journal.append(record)
+                    try journal.append(.outcome(item.record, intent: item.intentSeq, result: outcome))
                 } catch {
                     result.errors.append("cannot write the journal (\(error)); stopped")
                     journalBroken = true

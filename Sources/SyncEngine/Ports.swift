@@ -99,9 +99,9 @@ extension Gateway {
 
 /// The append-only audit journal. Each append is durable (fsynced) before it returns.
 public protocol JournalStore: AnyObject, Sendable {
-    /// Appends one record (without seq, prev, hash, which the store adds) and returns its seq.
+    /// Appends one record (the store adds seq, time, prev and hash) and returns its seq.
     @discardableResult
-    func append(_ fields: [String: JSONValue]) throws -> Int64
+    func append(_ event: JournalEvent) throws -> Int64
     /// `seq:hash` of the last record, for the run's last log line.
     var head: String { get }
 }
@@ -109,13 +109,9 @@ public protocol JournalStore: AnyObject, Sendable {
 extension JournalStore {
     /// Appends the `run-started` record of a real run; on failure the report says nothing was done.
     /// Returns false when the run must not go on.
-    func startRun(_ runID: String?, fields: [String: JSONValue], report: inout RunReport) -> Bool {
-        var record = fields
-        record["event"] = "run-started"
-        record["run"] = JSONValue(runID)
-        record["dry_run"] = false
+    func startRun(_ started: JournalEvent.RunStarted, report: inout RunReport) -> Bool {
         do {
-            try append(record)
+            try append(.runStarted(started))
             return true
         } catch {
             report.errors.append("cannot write the journal: \(error); nothing was done")

@@ -9,17 +9,18 @@ public struct RestoreRun: Sendable {
     public var gateways: [any Gateway]
     public var journal: (any JournalStore)?
     public var runID: String?
-    public var startFields: [String: JSONValue]
+    /// The `run-started` record (its `run` and `restore_of` are set here).
+    public var started: JournalEvent.RunStarted
     public var logger: Logger
 
     public init(
-        gateways: [any Gateway], journal: (any JournalStore)?, runID: String?, startFields: [String: JSONValue],
+        gateways: [any Gateway], journal: (any JournalStore)?, runID: String?, started: JournalEvent.RunStarted,
         logger: Logger
     ) {
         self.gateways = gateways
         self.journal = journal
         self.runID = runID
-        self.startFields = startFields
+        self.started = started
         self.logger = logger
     }
 
@@ -32,37 +33,36 @@ public struct RestoreRun: Sendable {
         var disabled: Bool
     }
 
-    static func undos(of records: [JSONValue]) -> [Undo] {
+    static func undos(of entries: [JournalEntry]) -> [Undo] {
         var byKey: [String: Undo] = [:]
         var order: [String] = []
-        for r in records where r["event"] == "outcome" && r["outcome"] == "applied" {
-            guard let action = r["action"]?.stringValue, action == "flag" || action == "disable",
-                let gateway = r["gateway"]?.stringValue, let id = r["consumer"]?["id"]?.stringValue
+        for entry in entries {
+            guard case .outcome(let record, _, .applied) = entry.event, record.action == .flag || record.action == .disable
             else { continue }
-            let key = gateway + "\u{0}" + id
-            let after = r["after"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            let consumer = Consumer(
-                id: ConsumerID(id), username: r["consumer"]?["username"]?.stringValue,
-                customID: r["consumer"]?["custom_id"]?.stringValue, tags: after)
-            let situation = r["situation"]?.stringValue.flatMap(Situation.init(rawValue:)) ?? .missing
+            let key = record.gateway + "\u{0}" + record.consumer.id.rawValue
+            var consumer = record.consumer
+            consumer.tags = record.after
             if byKey[key] == nil { order.append(key) }
-            let disabled = (byKey[key]?.disabled ?? false) || action == "disable"
-            byKey[key] = Undo(gateway: gateway, consumer: consumer, situation: situation, tagsLeft: after, disabled: disabled)
+            let disabled = (byKey[key]?.disabled ?? false) || record.action == .disable
+            byKey[key] = Undo(
+                gateway: record.gateway, consumer: consumer, situation: record.situation, tagsLeft: record.after,
+                disabled: disabled)
         }
         return order.map { byKey[$0]! }
     }
 
-    public func run(undoing target: String, records: [JSONValue], dryRun: Bool) async -> RunReport {
+    public func run(undoing target: String, entries: [JournalEntry], dryRun: Bool) async -> RunReport {
         var report = RunReport(run: dryRun ? nil : runID, dryRun: dryRun, sourceType: "journal")
         let journal = dryRun ? nil : self.journal
         if let journal {
-            var fields = startFields
-            fields["restore_of"] = .string(target)
-            guard journal.startRun(runID, fields: fields, report: &report) else { return report }
+            var start = started
+            start.run = runID
+            start.restoreOf = target
+            guard journal.startRun(start, report: &report) else { return report }
         }
         let byName = Dictionary(gateways.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var actions: [SyncAction] = []
-        for undo in Self.undos(of: records) {
+        for undo in Self.undos(of: entries) {
             let name = RunReport.name(undo.consumer)
             guard let gateway = byName[undo.gateway] else {
                 report.skipped.append("gateway \(undo.gateway): \(name): that gateway is not in this config")
@@ -105,12 +105,12 @@ public struct RestoreRun: Sendable {
         report.errors += applied.errors
         report.exitStatus = report.errors.isEmpty ? .success : .error
         do {
-            try journal.append([
-                "event": "run-finished", "run": JSONValue(runID), "restore_of": .string(target),
-                "outcome": .string(report.errors.isEmpty ? "ok" : "failed"),
-                "exit_code": .int(Int64(report.exitStatus.rawValue)), "plan_hash": .string(plan.hash),
-                "skipped": JSONValue(report.skipped),
-            ])
+            try journal.append(
+                .runFinished(
+                    .init(
+                        run: runID, outcome: report.errors.isEmpty ? "ok" : "failed",
+                        exitCode: Int64(report.exitStatus.rawValue), planHash: plan.hash, restoreOf: target,
+                        skipped: report.skipped)))
         } catch {
             report.errors.append("cannot write run-finished to the journal: \(error)")
             report.exitStatus = .error

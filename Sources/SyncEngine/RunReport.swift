@@ -35,7 +35,7 @@ public struct RunReport: Sendable {
     public var json: JSONValue {
         var actions: [JSONValue] = []
         for (i, action) in (plan?.actions ?? []).enumerated() {
-            var entry = action.journalFields
+            var entry = action.reportFields
             entry["reason"] = .string(action.reason)
             if !dryRun, refused == nil {
                 switch outcomes[i] {
@@ -95,8 +95,8 @@ extension KeyRef {
 }
 
 extension SyncAction {
-    /// The fields an action shares across intent, outcome and report.
-    public var journalFields: [String: JSONValue] {
+    /// An action as the JSON report shows it (the journal has its own encoding: JournalEvent).
+    public var reportFields: [String: JSONValue] {
         [
             "gateway": .string(gateway), "action": .string(kind.rawValue), "situation": .string(situation.rawValue),
             "consumer": consumer.json, "user": user?.json ?? .null, "keys": .array(keys.map(\.json)),

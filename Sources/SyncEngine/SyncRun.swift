@@ -35,8 +35,8 @@ public struct SyncRun: Sendable {
     /// Required for real runs; dry runs write nothing.
     public var journal: (any JournalStore)?
     public var runID: String?
-    /// Fields of the `run-started` record besides event, run and dry_run (version, host, uid, …).
-    public var startFields: [String: JSONValue]
+    /// The `run-started` record (its `run` is set from `runID`).
+    public var started: JournalEvent.RunStarted
     public var logger: Logger
     public var now: @Sendable () -> Int64
     /// Polled between writes: true after SIGTERM, so the write in flight finishes and the run stops.
@@ -44,7 +44,8 @@ public struct SyncRun: Sendable {
 
     public init(
         source: any DirectorySource, sourceType: String, gateways: [any Gateway], planner: Planner,
-        journal: (any JournalStore)?, runID: String?, startFields: [String: JSONValue] = [:], logger: Logger,
+        journal: (any JournalStore)?, runID: String?,
+        started: JournalEvent.RunStarted = .init(run: nil, version: "?", host: "?", uid: -1), logger: Logger,
         now: @escaping @Sendable () -> Int64, shouldStop: @escaping @Sendable () -> Bool = { false }
     ) {
         self.source = source
@@ -53,7 +54,7 @@ public struct SyncRun: Sendable {
         self.planner = planner
         self.journal = journal
         self.runID = runID
-        self.startFields = startFields
+        self.started = started
         self.logger = logger
         self.now = now
         self.shouldStop = shouldStop
@@ -66,7 +67,9 @@ public struct SyncRun: Sendable {
         if let runID, !options.dryRun { logger[metadataKey: "sync.run"] = "\(runID)" }
         let journal = options.dryRun ? nil : self.journal
 
-        if let journal, !journal.startRun(runID, fields: startFields, report: &report) { return report }
+        var start = started
+        start.run = runID
+        if let journal, !journal.startRun(start, report: &report) { return report }
 
         // 1. Snapshots, all at once; no write before every one is complete.
         let started = ContinuousClock.now
@@ -183,15 +186,11 @@ public struct SyncRun: Sendable {
         if !applied.errors.isEmpty { statuses.append(.error) }
         report.exitStatus = ExitStatus.combine(statuses)
 
-        var counts: [String: JSONValue] = [:]
-        for (key, n) in report.counts { counts[key] = .int(Int64(n)) }
-        let finished: [String: JSONValue] = [
-            "event": "run-finished", "run": JSONValue(runID),
-            "outcome": .string(applied.errors.isEmpty && !plan.hasConflict ? "ok" : "failed"),
-            "exit_code": .int(Int64(report.exitStatus.rawValue)), "users": JSONValue(directory.users.count),
-            "counts": .object(counts), "plan_hash": .string(plan.hash),
-            "stopped": .bool(applied.stopped),
-        ]
+        let finished = JournalEvent.runFinished(
+            .init(
+                run: runID, outcome: applied.errors.isEmpty && !plan.hasConflict ? "ok" : "failed",
+                exitCode: Int64(report.exitStatus.rawValue), planHash: plan.hash, users: Int64(directory.users.count),
+                counts: report.counts.mapValues { Int64($0) }, stopped: applied.stopped))
         do {
             try journal.append(finished)
         } catch {
@@ -244,10 +243,9 @@ public struct SyncRun: Sendable {
         logger.error("run refused", metadata: ["sync.cause": "\(refusal.cause.rawValue)", "sync.detail": "\(refusal.detail)"])
         if let journal {
             do {
-                try journal.append([
-                    "event": "run-refused", "run": JSONValue(runID), "cause": .string(refusal.cause.rawValue),
-                    "detail": .string(refusal.detail), "plan_hash": JSONValue(report.planHash),
-                ])
+                try journal.append(
+                    .runRefused(
+                        .init(run: runID, cause: refusal.cause.rawValue, detail: refusal.detail, planHash: report.planHash)))
             } catch {
                 report.errors.append("cannot write run-refused to the journal: \(error)")
             }

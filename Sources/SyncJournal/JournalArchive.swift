@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SyncCore
+import SyncEngine
 
 /// `journal rotate` and `journal acknowledge` (docs/operations.md): the old file is kept under a new name
 /// (`<journal>.<UTC time>`) and a new file starts with a `journal-started` record that names it and
@@ -18,18 +19,28 @@ public enum JournalArchive {
     }
 
     /// Rotates a journal that verifies (refuses one that does not: that needs `acknowledge`).
-    public static func rotate(path: String, fields: [String: JSONValue], now: Int64) throws -> Outcome {
-        try start(path: path, acknowledging: nil, fields: fields, now: now)
+    /// Who starts the new file, for its first record.
+    public struct Identity: Sendable {
+        public var version: String
+        public var host: String
+        public var uid: Int64
+        public init(version: String, host: String, uid: Int64) {
+            self.version = version
+            self.host = host
+            self.uid = uid
+        }
+    }
+
+    public static func rotate(path: String, identity: Identity, now: Int64) throws -> Outcome {
+        try start(path: path, acknowledging: nil, identity: identity, now: now)
     }
 
     /// Starts a new journal after a person looked at a journal that does not verify.
-    public static func acknowledge(path: String, reason: String, fields: [String: JSONValue], now: Int64) throws
-        -> Outcome
-    {
-        try start(path: path, acknowledging: reason, fields: fields, now: now)
+    public static func acknowledge(path: String, reason: String, identity: Identity, now: Int64) throws -> Outcome {
+        try start(path: path, acknowledging: reason, identity: identity, now: now)
     }
 
-    static func start(path: String, acknowledging reason: String?, fields: [String: JSONValue], now: Int64) throws
+    static func start(path: String, acknowledging reason: String?, identity: Identity, now: Int64) throws
         -> Outcome
     {
         let (directoryPath, name) = SafeDirectory.split(path)
@@ -83,18 +94,12 @@ public enum JournalArchive {
         }
         try JournalFile.writeHead(directory, name: name, path: path, seq: 0, hash: JournalRecord.genesis)
         let journal = try JournalFile(path: path, directory: directory)
-        var record = fields
-        record["event"] = "journal-started"
-        record["run"] = .null
-        record["journal_format"] = 1
-        record["previous"] = [
-            "file": .string(archivedName), "seq": .int(last.seq), "hash": .string(last.hash),
-        ]
-        if let reason {
-            record["acknowledged"] = ["reason": .string(reason), "problem": JSONValue(problem)]
-        }
-        if let lastGoodUsers { record["last_good_users"] = .int(Int64(lastGoodUsers)) }
-        try journal.append(record)
+        try journal.append(
+            .journalStarted(
+                JournalEvent.JournalStarted(
+                    version: identity.version, host: identity.host, uid: identity.uid, previousFile: archivedName,
+                    previousSeq: last.seq, previousHash: last.hash, acknowledgedReason: reason, acknowledgedProblem: problem,
+                    lastGoodUsers: lastGoodUsers.map { Int64($0) })))
         return Outcome(archived: directoryPath + "/" + archivedName, head: journal.head)
     }
 

@@ -119,7 +119,13 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
     /// more than what a crash leaves: if the head cannot be written (a full disk), the record is
     /// taken back and the append fails, so the caller makes no gateway write.
     @discardableResult
-    public func append(_ fields: [String: JSONValue]) throws -> Int64 {
+    public func append(_ event: JournalEvent) throws -> Int64 {
+        try append(fields: event.fields)
+    }
+
+    /// Appends a record given as fields (journal-internal; tests use it to write odd records).
+    @discardableResult
+    func append(fields: [String: JSONValue]) throws -> Int64 {
         try lock.withLock {
             var record = fields
             record["seq"] = .int(lastSeq + 1)

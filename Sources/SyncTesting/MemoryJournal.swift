@@ -15,10 +15,10 @@ public final class MemoryJournal: JournalStore, Sendable {
     }
 
     @discardableResult
-    public func append(_ fields: [String: JSONValue]) throws -> Int64 {
+    public func append(_ event: JournalEvent) throws -> Int64 {
         try records.withLock { list in
             if let failAfter, list.count >= failAfter { throw Full() }
-            var record = fields
+            var record = event.fields
             record["seq"] = .int(Int64(list.count + 1))
             list.append(record)
             return Int64(list.count)
@@ -29,6 +29,9 @@ public final class MemoryJournal: JournalStore, Sendable {
 
     /// Every record appended, in order.
     public var all: [JSONValue] { records.withLock { $0.map(JSONValue.object) } }
+
+    /// Every record appended, decoded as a reader would (time is "?": this twin keeps no clock).
+    public var entries: [JournalEntry] { all.compactMap { JournalEntry(record: $0) } }
 
     /// `event action consumer-id` of intents and outcomes, and the event of the rest.
     public var lines: [String] {

@@ -9,7 +9,7 @@ struct ExplainerTests {
 
     func evidence(
         consumerTags: [String]? = nil, ourPlugin: Bool = false, theirPlugin: Bool = false,
-        directory: ExplainEvidence.Directory = .absent, history: [JSONValue] = [], key: String? = nil
+        directory: ExplainEvidence.Directory = .absent, history: [JournalEntry] = [], key: String? = nil
     ) -> ExplainEvidence {
         let consumer = consumerTags.map { Consumer(id: ConsumerID("c-1"), username: "alice", customID: "u-1", tags: $0) }
         let details = ConsumerDetails(
@@ -47,12 +47,14 @@ struct ExplainerTests {
         #expect(e.cause == .syncDelay)
     }
 
-    @Test func keyRevoked() {
+    @Test func keyRevoked() throws {
         let deleted: JSONValue = [
-            "event": "outcome", "outcome": "applied", "action": "delete-key", "run": "r-9", "time": "2026-11-29T00:00:00Z",
+            "event": "outcome", "seq": 7, "intent": 6, "outcome": "applied", "action": "delete-key", "run": "r-9",
+            "time": "2026-11-29T00:00:00Z", "gateway": "prod", "situation": "missing",
             "consumer": ["id": "c-1", "username": "alice"], "reason": "on_missing: delete-keys",
         ]
-        let e = Explainer.explain(evidence(history: [deleted], key: "sha256:abc"))
+        let entry = try #require(JournalEntry(record: deleted))
+        let e = Explainer.explain(evidence(history: [entry], key: "sha256:abc"))
         #expect(e.cause == .keyRevoked)
         #expect(e.facts.contains { $0.contains("r-9") })
     }

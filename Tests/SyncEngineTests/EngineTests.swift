@@ -136,15 +136,15 @@ struct EngineTests {
         let journal = MemoryJournal()
         let first = await run(g, journal: journal)
         #expect(first.exitStatus == .success)
-        let records = journal.all.filter { $0["run"] == "r-test" }
+        let entries = journal.entries.filter { $0.event.run == "r-test" }
         // A person edits c-3's marks after the run.
         _ = try await g.mark(ConsumerID("c-3"), with: [Marks.orphaned], keeping: ["idp-managed", "team"])
 
         let restoreJournal = MemoryJournal()
         let restore = RestoreRun(
-            gateways: [g], journal: restoreJournal, runID: "r-restore", startFields: ["version": "test"],
-            logger: Logger(label: "test"))
-        let report = await restore.run(undoing: "r-test", records: records, dryRun: false)
+            gateways: [g], journal: restoreJournal, runID: "r-restore",
+            started: .init(run: nil, version: "test", host: "h", uid: 1), logger: Logger(label: "test"))
+        let report = await restore.run(undoing: "r-test", entries: entries, dryRun: false)
         #expect(report.exitStatus == .success, "\(report.errors)")
         #expect(report.skipped.count == 1)
         #expect(report.skipped.first?.contains("user-c-3") == true, "\(report.skipped)")

@@ -91,7 +91,7 @@ struct JournalHostileFileTests {
     func journal(_ dir: TempDir, records: Int = 3) throws -> String {
         let path = dir.path + "/journal.jsonl"
         let journal = try JournalFile(path: path)
-        for i in 0..<records { try journal.append(["event": "run-started", "run": .string("r-\(i)"), "dry_run": false]) }
+        for i in 0..<records { try journal.append(fields: ["event": "run-started", "run": .string("r-\(i)"), "dry_run": false]) }
         return path
     }
 
@@ -143,7 +143,7 @@ struct JournalHostileFileTests {
         #expect(result.problem == nil, "\(result.problem ?? "")")
         #expect(result.records == 3)
         let reopened = try JournalFile(path: path)
-        try reopened.append(["event": "run-started", "run": "r-9", "dry_run": false])
+        try reopened.append(fields: ["event": "run-started", "run": "r-9", "dry_run": false])
         #expect(try JournalVerifier.verify(path: path).records == 4)
     }
 
@@ -155,7 +155,7 @@ struct JournalHostileFileTests {
         // Rename over a directory fails, as a head write fails on a full disk.
         try FileManager.default.removeItem(atPath: path + ".head")
         try FileManager.default.createDirectory(atPath: path + ".head", withIntermediateDirectories: false)
-        #expect(throws: JournalError.self) { try journal.append(["event": "run-started", "run": "r-x", "dry_run": false]) }
+        #expect(throws: JournalError.self) { try journal.append(fields: ["event": "run-started", "run": "r-x", "dry_run": false]) }
         #expect(text(path) == before, "the record must be taken back")
         #expect(journal.head.hasPrefix("2:"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { !$0.hasSuffix(".tmp") })
@@ -193,9 +193,9 @@ struct JournalHostileFileTests {
         let dir = TempDir()
         let path = try journal(dir, records: 3)
         let journal = try JournalFile(path: path)
-        try journal.append(["event": "run-finished", "run": "r-2", "outcome": "ok", "users": 77])
+        try journal.append(fields: ["event": "run-finished", "run": "r-2", "outcome": "ok", "users": 77])
         let last = journal.head
-        let outcome = try JournalArchive.rotate(path: path, fields: ["version": "t"], now: 1_796_000_000)
+        let outcome = try JournalArchive.rotate(path: path, identity: .init(version: "t", host: "h", uid: 1), now: 1_796_000_000)
         #expect(FileManager.default.fileExists(atPath: outcome.archived))
         #expect(outcome.archived.hasPrefix(dir.path + "/journal.jsonl.2026"), "\(outcome.archived)")
         let first = try JSONParser.parse(String(text(path).split(separator: "\n")[0]))
@@ -219,9 +219,9 @@ struct JournalHostileFileTests {
         var lines = text(path).split(separator: "\n").map(String.init)
         lines.removeLast()
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: false, encoding: .utf8)
-        #expect(throws: JournalError.self) { _ = try JournalArchive.rotate(path: path, fields: [:], now: 1_796_000_000) }
+        #expect(throws: JournalError.self) { _ = try JournalArchive.rotate(path: path, identity: .init(version: "t", host: "h", uid: 1), now: 1_796_000_000) }
         let outcome = try JournalArchive.acknowledge(
-            path: path, reason: "ops: the tail was cut by a restore from backup", fields: [:], now: 1_796_000_000)
+            path: path, reason: "ops: the tail was cut by a restore from backup", identity: .init(version: "t", host: "h", uid: 1), now: 1_796_000_000)
         let first = try JSONParser.parse(String(text(path).split(separator: "\n")[0]))
         #expect(first["acknowledged"]?["reason"] == "ops: the tail was cut by a restore from backup")
         #expect(first["acknowledged"]?["problem"]?.stringValue?.contains("records were cut") == true)
@@ -232,6 +232,6 @@ struct JournalHostileFileTests {
         _ = try JournalFile(path: path)  // the next run opens it
         #expect(FileManager.default.fileExists(atPath: outcome.archived))
         // Nothing to acknowledge in a journal that verifies.
-        #expect(throws: JournalError.self) { _ = try JournalArchive.acknowledge(path: path, reason: "x", fields: [:], now: 1) }
+        #expect(throws: JournalError.self) { _ = try JournalArchive.acknowledge(path: path, reason: "x", identity: .init(version: "t", host: "h", uid: 1), now: 1) }
     }
 }

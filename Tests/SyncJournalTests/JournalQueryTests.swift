@@ -1,6 +1,6 @@
 import Foundation
 import SyncCore
-import SyncJournal
+@testable import SyncJournal
 import Testing
 
 @Suite("Journal reader: filters stream and combine")
@@ -13,7 +13,7 @@ struct JournalQueryTests {
             ("r-1", "alice", "flag", "prod"), ("r-1", "bob", "disable", "prod"), ("r-2", "alice", "disable", "stage"),
             ("r-2", "carol", "restore", "prod"),
         ] {
-            try file.append([
+            try file.append(fields: [
                 "event": "outcome", "run": .string(run), "action": .string(action), "gateway": .string(gateway),
                 "consumer": ["id": .string("id-\(name)"), "username": .string(name), "custom_id": .string("cid-\(name)")],
                 "user": .null, "keys": [["id": "k", "fingerprint": .string("sha256:\(name)")]],

@@ -1,7 +1,7 @@
 import Foundation
 import SyncCore
 import SyncEngine
-import SyncJournal
+@testable import SyncJournal
 import Testing
 
 /// A fresh directory per test, removed afterwards.
@@ -19,13 +19,13 @@ struct JournalTests {
     func write(_ n: Int, in dir: TempDir) throws -> String {
         let path = dir.path + "/journal.jsonl"
         let journal = try JournalFile(path: path)
-        try journal.append(["event": "run-started", "run": "r-1", "dry_run": false])
+        try journal.append(fields: ["event": "run-started", "run": "r-1", "dry_run": false])
         for i in 0..<n {
-            try journal.append([
+            try journal.append(fields: [
                 "event": "intent", "run": "r-1", "action": "flag", "reason": .string("reason \(i) with a/slash"),
             ])
         }
-        try journal.append(["event": "run-finished", "run": "r-1", "outcome": "ok", "users": 42])
+        try journal.append(fields: ["event": "run-finished", "run": "r-1", "outcome": "ok", "users": 42])
         return path
     }
 
@@ -63,7 +63,7 @@ struct JournalTests {
         let again = try JournalFile(path: path)
         #expect(again.lastGoodUsers == 42)
         #expect(again.repaired == nil)
-        try again.append(["event": "run-started", "run": "r-2", "dry_run": false])
+        try again.append(fields: ["event": "run-started", "run": "r-2", "dry_run": false])
         #expect(try JournalVerifier.verify(path: path).records == 4)
     }
 
@@ -101,7 +101,7 @@ struct JournalTests {
         #expect(before.warnings.count == 1)
         let reopened = try JournalFile(path: path)
         #expect(reopened.repaired?.contains("torn") == true)
-        try reopened.append(["event": "run-started", "run": "r-2", "dry_run": false])
+        try reopened.append(fields: ["event": "run-started", "run": "r-2", "dry_run": false])
         let after = try JournalVerifier.verify(path: path)
         #expect(after.problem == nil && after.warnings.isEmpty && after.records == 5)
     }
