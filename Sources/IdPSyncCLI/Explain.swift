@@ -49,73 +49,23 @@ struct Explain: AsyncParsableCommand {
             line = ""
         }
 
-        let gateways = LiveAdapters.gateways(config, logger: logger)
-        var found: (gateway: any Gateway, consumer: Consumer)? = nil
-        var problems: [String] = []
-        for gateway in gateways {
-            do {
-                if let fingerprint {
-                    if let hit = try await gateway.findKey(fingerprint: fingerprint),
-                        let c = try await gateway.findConsumer(hit.consumer.rawValue)
-                    {
-                        found = (gateway, c)
-                        break
-                    }
-                } else if let name = consumer, let c = try await gateway.findConsumer(name) {
-                    found = (gateway, c)
-                    break
+        let planner = LiveAdapters.planner(config)
+        let journalPath = config.journalPath
+        let gatherer = EvidenceGatherer(
+            gateways: LiveAdapters.gateways(config, logger: logger), source: LiveAdapters.source(config, logger: logger),
+            rules: Dictionary(config.gateways.map { ($0.name, $0.match) }, uniquingKeysWith: { first, _ in first }),
+            policy: config.policy, isProtected: { planner.isProtected($0) },
+            history: { consumerID, fingerprint in
+                var entries: [JournalEntry] = []
+                let query = consumerID.map { JournalQuery(consumer: $0) } ?? JournalQuery(keyFingerprint: fingerprint)
+                try JournalReader(path: journalPath).read(query: query) { record, _ in
+                    if let entry = JournalEntry(record: record) { entries.append(entry) }
                 }
-            } catch {
-                problems.append("\(error)")
-            }
-        }
-
-        let gatewayName = found?.gateway.name ?? gateways.map(\.name).joined(separator: ", ")
-        let rule = config.gateways.first { $0.name == found?.gateway.name }?.match ?? config.gateways[0].match
-        var details: ConsumerDetails? = nil
-        var directory = ExplainEvidence.Directory.notChecked("no consumer found")
-        if let (gateway, c) = found {
-            do {
-                details = try await gateway.details(for: [c.id])[c.id]
-            } catch {
-                problems.append("keys and plugins not read: \(error)")
-            }
-            let value = rule.consumer == .customID ? c.customID : c.username
-            if let value {
-                let source = LiveAdapters.source(config, logger: logger)
-                do {
-                    switch try await source.lookup(value, by: rule.user) {
-                    case .present(let user): directory = user.state == .active ? .active(user) : .deactivated(user)
-                    case .outsideFilter(let dn): directory = .outsideFilter(dn)
-                    case .absent: directory = .absent
-                    }
-                } catch {
-                    directory = .notChecked("\(error)")
-                }
-            } else {
-                directory = .unlinked
-            }
-        }
-
-        var history: [JournalEntry] = []
-        let query =
-            found.map { JournalQuery(consumer: $0.consumer.id.rawValue) } ?? JournalQuery(keyFingerprint: fingerprint)
-        if fingerprint != nil || found != nil {
-            do {
-                try JournalReader(path: config.journalPath).read(query: query) { record, _ in
-                    if let entry = JournalEntry(record: record) { history.append(entry) }
-                }
-            } catch {
-                problems.append("journal not read: \(error)")
-            }
-        }
-
-        let protected = found.map { LiveAdapters.planner(config).isProtected($0.consumer) } ?? false
-        let explanation = Explainer.explain(
-            ExplainEvidence(
-                gateway: gatewayName, keyFingerprint: fingerprint, consumer: found?.consumer, details: details,
-                linkField: rule.user.rawValue, directory: directory, history: history, policy: config.policy,
-                protected: protected, now: Environment.unixNow()))
+                return entries
+            }, now: Environment.unixNow())
+        let gathered = await gatherer.gather(fingerprint: fingerprint, consumer: consumer)
+        let problems = gathered.problems
+        let explanation = Explainer.explain(gathered.evidence)
         switch output {
         case .text:
             // Tags, reasons and errors come from the gateway, the directory and the journal: escaped.
@@ -129,6 +79,6 @@ struct Explain: AsyncParsableCommand {
         }
         // A lookup that finds nothing exits 1, like any lookup: no consumer by that name on any gateway,
         // or a key whose consumer could not be read. (An unknown key is an answer: "another environment".)
-        if found == nil && (consumer != nil || !problems.isEmpty) { throw ExitCode(1) }
+        if !gathered.found && (consumer != nil || !problems.isEmpty) { throw ExitCode(1) }
     }
 }

@@ -52,23 +52,23 @@ struct Restore: AsyncParsableCommand {
         guard entries.contains(where: { if case .runStarted = $0.event { return true } else { return false } }) else {
             fail("run \(target) is not in the journal \(config.journalPath); list runs with: idp-sync journal --runs --config \(options.config)")
         }
-        var opened: OpenedRun? = nil
+        var session: RunSession? = nil
         if !dryRun {
             do {
-                opened = try RunSetup.open(config, configBytes: configBytes, logger: logger)
+                session = try RunSetup.open(config, configBytes: configBytes, logger: logger)
             } catch {
                 fail("\(error)")
             }
         }
         let restore = RestoreRun(
-            gateways: LiveAdapters.gateways(config, logger: logger), journal: opened?.journal, runID: Sync.newRunID(),
-            started: opened?.started ?? RunSetup.started(configBytes: configBytes), logger: logger)
+            gateways: LiveAdapters.gateways(config, logger: logger), journal: session?.journal, runID: Sync.newRunID(),
+            started: session?.started ?? RunSetup.started(configBytes: configBytes), logger: logger)
         let report = await restore.run(undoing: target, entries: entries, dryRun: dryRun)
         switch output {
         case .json: print(report.json.canonical)
         case .text: print(report.text(color: isatty(1) == 1), terminator: "")
         }
-        withExtendedLifetime(opened) {}
+        withExtendedLifetime(session) {}
         throw ExitCode(report.exitStatus.rawValue)
     }
 

@@ -51,7 +51,7 @@ struct Sync: AsyncParsableCommand {
         }
         let runID = Self.newRunID()
 
-        var opened: OpenedRun? = nil
+        var session: RunSession? = nil
         var lastGoodUsers: Int? = nil
         var started = RunSetup.started(configBytes: configBytes)
         do {
@@ -64,15 +64,15 @@ struct Sync: AsyncParsableCommand {
                         metadata: ["journal.problem": "\(problem)"])
                 }
             } else {
-                let run = try RunSetup.open(config, configBytes: configBytes, logger: logger)
-                lastGoodUsers = run.journal.lastGoodUsers
-                started = run.started
-                opened = run
+                let opened = try RunSetup.open(config, configBytes: configBytes, logger: logger)
+                lastGoodUsers = opened.lastGoodUsers
+                started = opened.started
+                session = opened
             }
         } catch {
             finish(failure: "\(error)")
         }
-        let journal = opened?.journal
+        let journal = session?.journal
 
         StopSignal.install()
         let engine = SyncRun(
@@ -95,7 +95,7 @@ struct Sync: AsyncParsableCommand {
         ]
         if let journal { metadata["journal.head"] = "\(journal.head)" }
         logger.info("run finished", metadata: metadata)
-        withExtendedLifetime(opened) {}
+        withExtendedLifetime(session) {}
         throw ExitCode(report.exitStatus.rawValue)
     }
 

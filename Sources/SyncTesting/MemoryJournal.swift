@@ -43,3 +43,25 @@ public final class MemoryJournal: JournalStore, Sendable {
         }
     }
 }
+
+/// Opens a `MemoryJournal` for a run, reporting what a real journal's opening might have found.
+public struct MemoryJournalOpening: JournalOpening {
+    public var journal: MemoryJournal
+    public var repaired: String?
+    public var interrupted: (run: String, intentsWithoutOutcome: [Int64])?
+    public var lastGoodUsers: Int?
+
+    public init(
+        journal: MemoryJournal, repaired: String? = nil, interrupted: (run: String, intentsWithoutOutcome: [Int64])? = nil,
+        lastGoodUsers: Int? = nil
+    ) {
+        self.journal = journal
+        self.repaired = repaired
+        self.interrupted = interrupted
+        self.lastGoodUsers = lastGoodUsers
+    }
+
+    public func openForRun() throws -> OpenedJournal {
+        OpenedJournal(store: journal, lock: "memory lock", lastGoodUsers: lastGoodUsers, repaired: repaired, interrupted: interrupted)
+    }
+}
