@@ -46,68 +46,21 @@ public struct Planner: Sendable {
         return SyncPlan(actions: actions, findings: findings, gateways: summaries, detailsNeeded: needed)
     }
 
-    /// Users by normalised match value; values shared by several users are kept apart as disputed.
-    ///
-    /// Keys are 64-bit hashes of the normalised value (no string is built or retained per user), with
-    /// a string-keyed side table for the rare values that cannot be hashed so (non-ASCII usernames)
-    /// or whose hash collides with a different value.
+    /// Users by normalised match value (a `HashedIndex`); values shared by several users are
+    /// kept apart as disputed.
     struct UserIndex {
-        let field: MatchRule.UserField
-        var byHash: [UInt64: Int32] = [:]
-        var byString: [String: Int32] = [:]
-        /// Hashes that met a different value: such values live in `byString`.
-        var collided: Set<UInt64> = []
-        var shared: [String: Int] = [:]
-        var users: [DirectoryUser]
-
-        func value(of user: DirectoryUser) -> String? {
-            let v = field == .id ? user.id.rawValue : user.username
-            return v?.isEmpty == false ? v : nil
-        }
+        private let index: HashedIndex<UserValues>
+        var users: [DirectoryUser] { index.values.users }
+        var shared: [String: Int] { index.shared }
 
         init(_ users: [DirectoryUser], field: MatchRule.UserField) {
-            self.field = field
-            self.users = users
-            byHash.reserveCapacity(users.count)
-            for (i, user) in users.enumerated() {
-                guard let value = value(of: user) else { continue }
-                insert(value, Int32(i))
-            }
-        }
-
-        private mutating func insert(_ value: String, _ i: Int32) {
-            guard let h = MatchKey.hash(value, as: field), !collided.contains(h) else {
-                insertString(MatchKey.normalize(value, as: field), i)
-                return
-            }
-            if let other = byHash.updateValue(i, forKey: h) {
-                let otherKey = MatchKey.normalize(self.value(of: users[Int(other)])!, as: field)
-                let key = MatchKey.normalize(value, as: field)
-                if otherKey == key {
-                    shared[key, default: 1] += 1
-                } else {  // a true 64-bit collision: move both to the string table
-                    byHash[h] = nil
-                    collided.insert(h)
-                    insertString(otherKey, other)
-                    insertString(key, i)
-                }
-            }
-        }
-
-        private mutating func insertString(_ key: String, _ i: Int32) {
-            if byString.updateValue(i, forKey: key) != nil { shared[key, default: 1] += 1 }
+            index = HashedIndex(UserValues(users: users, field: field), field: field)
         }
 
         /// The one user with this value (normalised); `shared` says when there are several.
         /// `hash` is `MatchKey.hash(value)` when the caller has it already.
         func user(for value: String, hash: UInt64?? = nil) -> DirectoryUser? {
-            if let h = hash ?? MatchKey.hash(value, as: field), !collided.contains(h) {
-                guard let i = byHash[h] else { return nil }
-                let user = users[Int(i)]
-                // Confirm: a different value with the same hash is not a match.
-                return MatchKey.same(self.value(of: user)!, value, as: field) ? user : nil
-            }
-            return byString[MatchKey.normalize(value, as: field)].map { users[Int($0)] }
+            index.entry(for: value, hash: hash).map { index.values.users[$0] }
         }
     }
 
@@ -159,34 +112,9 @@ private struct GatewayPlanner {
     }
 
     mutating func run() {
-        // Values claimed by more than one consumer: hashes first, strings only where hashes meet.
-        var seen: [UInt64: Int32] = [:]
-        seen.reserveCapacity(snapshot.consumers.count)
-        var collided: Set<UInt64> = []
-        var claims: [String: Int] = [:]
-        var hashes = [UInt64?](repeating: nil, count: snapshot.consumers.count)
-        for (i, consumer) in snapshot.consumers.enumerated() {
-            guard let value = matchValue(consumer) else { continue }
-            let hash = MatchKey.hash(value, as: rule.user)
-            hashes[i] = hash
-            guard let h = hash, !collided.contains(h) else {
-                claims[MatchKey.normalize(value, as: rule.user), default: 0] += 1
-                continue
-            }
-            guard let other = seen.updateValue(Int32(i), forKey: h) else { continue }
-            let key = MatchKey.normalize(value, as: rule.user)
-            let otherKey = MatchKey.normalize(matchValue(snapshot.consumers[Int(other)])!, as: rule.user)
-            if key == otherKey {
-                claims[key, default: 1] += 1
-            } else {  // a true 64-bit collision: count both values by string from now on
-                collided.insert(h)
-                seen[h] = nil
-                claims[otherKey, default: 1] += 0
-                claims[key, default: 0] += 1
-            }
-        }
-        // Entries counted once (string path, collisions) are not disputes.
-        claims = claims.filter { $0.value > 1 }
+        // Values claimed by more than one consumer (the same index as the users', over consumers).
+        let index = HashedIndex(ConsumerValues(consumers: snapshot.consumers, field: rule.consumer), field: rule.user)
+        let claims = index.shared, hashes = index.hashes
         let n = snapshot.consumers.count
         let chunks = planner.parallel != nil && n >= 20_000 ? 4 : 1
         if chunks == 1 {
@@ -194,7 +122,6 @@ private struct GatewayPlanner {
         } else {
             // Consumers are independent once claims are known: plan slices at once, then merge.
             let template = self, parts = Slots<GatewayPlanner>(count: chunks)
-            let hashes = hashes, claims = claims
             planner.parallel!(chunks) { c in
                 var part = template
                 for i in stride(from: c * n / chunks, to: (c + 1) * n / chunks, by: 1) {

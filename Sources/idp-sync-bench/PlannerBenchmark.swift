@@ -26,18 +26,27 @@ enum PlannerBenchmark {
         }
         let directory = DirectorySnapshot(sourceType: "bench", scope: "ou=people", users: users)
         let gateway = GatewaySnapshot(name: "prod", consumers: consumers)
-        let planner = Planner(
-            policy: Policy(gracePeriod: 86_400, protected: ["svc-*", "breakglass"]),
-            gateways: [GatewayPolicy(name: "prod", match: .recommended)],
-            parallel: { n, body in DispatchQueue.concurrentPerform(iterations: n, execute: body) })
-        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-        var times: [Double] = []
-        var plan: SyncPlan? = nil
-        for _ in 0..<3 {
-            let start = ContinuousClock.now
-            plan = planner.plan(directory: directory, snapshots: [gateway], now: 1_796_000_000)
-            times.append(seconds(ContinuousClock.now - start))
+        let slices: Planner.ParallelFor = { n, body in DispatchQueue.concurrentPerform(iterations: n, execute: body) }
+        func planner(parallel: Bool) -> Planner {
+            Planner(
+                policy: Policy(gracePeriod: 86_400, protected: ["svc-*", "breakglass"]),
+                gateways: [GatewayPolicy(name: "prod", match: .recommended)], parallel: parallel ? slices : nil)
         }
+        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        // Serial and parallel alternate, three of each, so both see the same machine.
+        var times: [Double] = []
+        var serial: [Double] = []
+        var plan: SyncPlan? = nil
+        var serialPlan: SyncPlan? = nil
+        for _ in 0..<3 {
+            var start = ContinuousClock.now
+            plan = planner(parallel: true).plan(directory: directory, snapshots: [gateway], now: 1_796_000_000)
+            times.append(seconds(ContinuousClock.now - start))
+            start = ContinuousClock.now
+            serialPlan = planner(parallel: false).plan(directory: directory, snapshots: [gateway], now: 1_796_000_000)
+            serial.append(seconds(ContinuousClock.now - start))
+        }
+        serial.sort()
         times.sort()
         let indexStart = ContinuousClock.now
         var index: [String: Int] = [:]
@@ -46,6 +55,8 @@ enum PlannerBenchmark {
         print(String(format: "for scale: a bare [String: Int] of the %d user ids takes %.3f s to build", n, seconds(ContinuousClock.now - indexStart)))
         let p = plan!
         print("planner: \(n) users × \(n) consumers → \(p.actions.count) actions (\(p.detailsNeeded.values.map(\.count).reduce(0, +)) need details)")
-        print(String(format: "planner: median %.3f s, best %.3f s (3 runs)", times[1], times[0]))
+        print(String(format: "planner, parallel slices: median %.3f s, best %.3f s (3 runs)", times[1], times[0]))
+        print(String(format: "planner, serial:          median %.3f s, best %.3f s (3 runs)", serial[1], serial[0]))
+        print("the two plans are \(serialPlan!.hashLines == p.hashLines ? "identical" : "DIFFERENT")")
     }
 }
