@@ -48,7 +48,9 @@ let package = Package(
         .target(
             name: "SyncJournal",
             dependencies: ["SyncEngine", "SyncCore", "CSysShims", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "SyncConfig", dependencies: ["SyncCore", "Yams"]),
+        // The config holds each adapter's own settings type (a key is declared once); adapters never
+        // import SyncConfig.
+        .target(name: "SyncConfig", dependencies: ["SyncCore", "LDAPDirectory", "SCIMDirectory", "KongGateway", "Yams"]),
         .target(
             name: "IdPSyncCLI",
             dependencies: [
@@ -67,7 +69,8 @@ let package = Package(
             name: "SyncEngineTests",
             dependencies: ["SyncTesting", "SyncEngine", "SyncCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SyncJournalTests", dependencies: ["SyncJournal", "SyncEngine", "SyncCore"]),
-        .testTarget(name: "SyncConfigTests", dependencies: ["SyncConfig", "SyncCore"]),
+        .testTarget(
+            name: "SyncConfigTests", dependencies: ["SyncConfig", "SyncCore", "LDAPDirectory", "SCIMDirectory", "KongGateway"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

@@ -11,31 +11,12 @@ import SyncEngine
 enum LiveAdapters {
     static func source(_ config: SyncConfiguration, logger: Logger) -> any DirectorySource {
         switch config.source {
-        case .ldap(let ldap):
-            return LDAPDirectorySource(
-                settings: LDAPSettings(
-                    url: ldap.url, bindDN: ldap.bindDN, bindPassword: ldap.bindPassword, baseDN: ldap.baseDN,
-                    filter: ldap.filter, pageSize: ldap.pageSize, idAttribute: ldap.idAttribute,
-                    usernameAttribute: ldap.usernameAttribute, disabledFilter: ldap.disabledFilter,
-                    timeoutSeconds: ldap.timeoutSeconds, caFile: ldap.caFile, startTLS: ldap.startTLS,
-                    readDeadlineSeconds: ldap.readDeadlineSeconds, shouldStop: { StopSignal.requested }),
-                logger: logger, progress: Progress.sink)
-        case .scim(let scim):
-            let auth: SCIMSettings.Auth
-            if let token = scim.token {
-                auth = .bearer(token)
-            } else if let user = scim.username {
-                auth = .basic(username: user, password: scim.password ?? "")
-            } else {
-                auth = .none
-            }
-            return SCIMDirectorySource(
-                settings: SCIMSettings(
-                    url: scim.url, auth: auth, filter: scim.filter, pageSize: scim.pageSize, idAttribute: scim.idAttribute,
-                    usernameAttribute: scim.usernameAttribute, timeoutSeconds: scim.timeoutSeconds, caFile: scim.caFile,
-                    retries: scim.retries, readDeadlineSeconds: scim.readDeadlineSeconds,
-                    shouldStop: { StopSignal.requested }),
-                logger: logger, progress: Progress.sink)
+        case .ldap(var settings):
+            settings.shouldStop = { StopSignal.requested }
+            return LDAPDirectorySource(settings: settings, logger: logger, progress: Progress.sink)
+        case .scim(var settings):
+            settings.shouldStop = { StopSignal.requested }
+            return SCIMDirectorySource(settings: settings, logger: logger, progress: Progress.sink)
         }
     }
 
@@ -43,15 +24,9 @@ enum LiveAdapters {
     static func gateways(_ config: SyncConfiguration, logger: Logger) -> [any Gateway] {
         config.gateways.map { entry -> any Gateway in
             switch entry {
-            case .kong(let gateway):
-                return KongAdminClient(
-                    settings: KongSettings(
-                        name: gateway.name, adminURL: gateway.adminURL, token: gateway.token,
-                        selectTags: gateway.selectTags, timeoutSeconds: gateway.timeoutSeconds, caFile: gateway.caFile,
-                        clientCert: gateway.clientCert, clientKey: gateway.clientKey, retries: gateway.retries,
-                        concurrency: gateway.concurrency, readDeadlineSeconds: gateway.readDeadlineSeconds,
-                        shouldStop: { StopSignal.requested }),
-                    logger: logger, progress: Progress.sink)
+            case .kong(var settings, _):
+                settings.shouldStop = { StopSignal.requested }
+                return KongAdminClient(settings: settings, logger: logger, progress: Progress.sink)
             }
         }
     }

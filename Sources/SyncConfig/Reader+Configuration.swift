@@ -1,3 +1,6 @@
+import KongGateway
+import LDAPDirectory
+import SCIMDirectory
 import SyncCore
 import Yams
 
@@ -114,16 +117,15 @@ extension Reader {
         }
         let baseDN = string(map, "base_dn", p, required: true)
         let filter = string(map, "filter", p) ?? "(objectClass=inetOrgPerson)"
-        let config = SyncConfiguration.LDAPSource(
-            url: url ?? "", caFile: string(map, "ca_file", p), startTLS: startTLS, bindDN: bindDN,
-            bindPassword: password, baseDN: baseDN ?? "", filter: filter,
+        let config = LDAPSettings(
+            url: url ?? "", bindDN: bindDN, bindPassword: password, baseDN: baseDN ?? "", filter: filter,
             pageSize: int(map, "page_size", p, default: 500, range: 1...100_000),
             idAttribute: string(map, "id_attribute", p) ?? "entryUUID",
             usernameAttribute: string(map, "username_attribute", p) ?? "uid",
             disabledFilter: string(map, "disabled_filter", p),
             timeoutSeconds: Int(duration(map, "timeout", p, default: 30, range: Self.timeoutRange)),
-            readDeadlineSeconds: Int(duration(map, "read_deadline", p, default: Self.defaultReadDeadline, range: Self.readDeadlineRange)),
-            allowInsecure: allowInsecure)
+            caFile: string(map, "ca_file", p), startTLS: startTLS,
+            readDeadlineSeconds: Int(duration(map, "read_deadline", p, default: Self.defaultReadDeadline, range: Self.readDeadlineRange)))
         return .ldap(config)
     }
 
@@ -157,14 +159,20 @@ extension Reader {
         }
         let timeout = duration(map, "timeout", p, default: 30, range: Self.timeoutRange)
         let deadline = duration(map, "read_deadline", p, default: Self.defaultReadDeadline, range: Self.readDeadlineRange)
+        let auth: SCIMSettings.Auth
+        if let token {
+            auth = .bearer(token)
+        } else if let username {
+            auth = .basic(username: username, password: password ?? "")
+        } else {
+            auth = .none
+        }
         return .scim(
-            SyncConfiguration.SCIMSource(
-                url: url, token: token, username: username, password: password, filter: filter,
-                pageSize: int(map, "page_size", p, default: 100, range: 1...1000), idAttribute: idAttribute,
-                usernameAttribute: string(map, "username_attribute", p) ?? "userName", timeoutSeconds: Int(timeout),
-                readDeadlineSeconds: Int(deadline),
-                caFile: string(map, "ca_file", p), retries: int(map, "retries", p, default: 3, range: 0...10),
-                allowInsecure: allowInsecure))
+            SCIMSettings(
+                url: url, auth: auth, filter: filter, pageSize: int(map, "page_size", p, default: 100, range: 1...1000),
+                idAttribute: idAttribute, usernameAttribute: string(map, "username_attribute", p) ?? "userName",
+                timeoutSeconds: Int(timeout), caFile: string(map, "ca_file", p),
+                retries: int(map, "retries", p, default: 3, range: 0...10), readDeadlineSeconds: Int(deadline)))
     }
 
     mutating func gateways(_ node: Node?) -> [SyncConfiguration.Gateway] {
@@ -220,12 +228,13 @@ extension Reader {
             let timeout = duration(map, "timeout", p, default: 30, range: Self.timeoutRange)
             let deadline = duration(map, "read_deadline", p, default: Self.defaultReadDeadline, range: Self.readDeadlineRange)
             result.append(
-                .kong(SyncConfiguration.KongGateway(
-                    name: name, adminURL: url, token: token, caFile: string(map, "ca_file", p),
-                    clientCert: string(map, "client_cert", p), clientKey: string(map, "client_key", p),
-                    selectTags: tags ?? [], match: match, timeoutSeconds: Int(timeout), readDeadlineSeconds: Int(deadline),
-                    concurrency: int(map, "concurrency", p, default: 8, range: 1...64),
-                    retries: int(map, "retries", p, default: 3, range: 0...10), allowInsecure: allowInsecure)))
+                .kong(
+                    KongSettings(
+                        name: name, adminURL: url, token: token, selectTags: tags ?? [], timeoutSeconds: Int(timeout),
+                        caFile: string(map, "ca_file", p), clientCert: string(map, "client_cert", p),
+                        clientKey: string(map, "client_key", p), retries: int(map, "retries", p, default: 3, range: 0...10),
+                        concurrency: int(map, "concurrency", p, default: 8, range: 1...64), readDeadlineSeconds: Int(deadline)),
+                    match: match))
         }
         return result
     }

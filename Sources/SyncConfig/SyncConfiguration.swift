@@ -1,45 +1,16 @@
+import KongGateway
+import LDAPDirectory
+import SCIMDirectory
 import SyncCore
 
 /// The validated configuration file (docs/configuration.md). Secrets are already read from their files
 /// or environment variables; their values never appear in diagnostics.
 public struct SyncConfiguration: Sendable {
-    public struct LDAPSource: Sendable {
-        public var url: String
-        public var caFile: String?
-        public var startTLS: Bool
-        public var bindDN: String?
-        public var bindPassword: String?
-        public var baseDN: String
-        public var filter: String
-        public var pageSize: Int
-        public var idAttribute: String
-        public var usernameAttribute: String
-        public var disabledFilter: String?
-        public var timeoutSeconds: Int
-        /// Bounds the whole listing (`read_deadline`).
-        public var readDeadlineSeconds: Int
-        public var allowInsecure: Bool
-    }
-
-    public struct SCIMSource: Sendable {
-        public var url: String
-        public var token: String?
-        public var username: String?
-        public var password: String?
-        public var filter: String?
-        public var pageSize: Int
-        public var idAttribute: String
-        public var usernameAttribute: String
-        public var timeoutSeconds: Int
-        public var readDeadlineSeconds: Int
-        public var caFile: String?
-        public var retries: Int
-        public var allowInsecure: Bool
-    }
-
+    /// The directory: each case holds its adapter's own settings type, so a key is declared in the
+    /// reader (its name, type, range, default) and in that type, nowhere else.
     public enum Source: Sendable {
-        case ldap(LDAPSource)
-        case scim(SCIMSource)
+        case ldap(LDAPSettings)
+        case scim(SCIMSettings)
 
         public var type: String {
             switch self {
@@ -49,36 +20,20 @@ public struct SyncConfiguration: Sendable {
         }
     }
 
-    /// `gateways[i]` with `type: kong`.
-    public struct KongGateway: Sendable {
-        public var name: String
-        public var adminURL: String
-        public var token: String?
-        public var caFile: String?
-        public var clientCert: String?
-        public var clientKey: String?
-        public var selectTags: [String]
-        public var match: MatchRule
-        public var timeoutSeconds: Int
-        public var readDeadlineSeconds: Int
-        public var concurrency: Int
-        public var retries: Int
-        public var allowInsecure: Bool
-    }
-
     /// One gateway entry; its case is the `type` key (adding a gateway kind adds a case).
     public enum Gateway: Sendable {
-        case kong(KongGateway)
+        case kong(KongSettings, match: MatchRule)
 
         public var name: String {
             switch self {
-            case .kong(let kong): return kong.name
+            case .kong(let kong, _): return kong.name
             }
         }
 
+        /// How the planner links this gateway's consumers to users.
         public var match: MatchRule {
             switch self {
-            case .kong(let kong): return kong.match
+            case .kong(_, let match): return match
             }
         }
     }

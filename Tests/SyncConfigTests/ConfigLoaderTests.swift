@@ -1,3 +1,6 @@
+import KongGateway
+import LDAPDirectory
+import SCIMDirectory
 import SyncConfig
 import SyncCore
 import Testing
@@ -47,7 +50,7 @@ struct ConfigLoaderTests {
         #expect(ldap.bindPassword == "s3cret-bind")
         #expect(ldap.timeoutSeconds == 10)
         #expect(ldap.pageSize == 500)
-        guard case .kong(let kong) = config.gateways[0] else { return }
+        guard case .kong(let kong, _) = config.gateways[0] else { return }
         #expect(kong.token == "kong-token")
         #expect(config.gateways[0].match == MatchRule(consumer: .username, user: .username))
         #expect(config.policy.gracePeriod == 7 * 86_400)
@@ -154,10 +157,12 @@ struct SCIMConfigTests {
     @Test func bearerAndBasicAuth() throws {
         let bearer = try parse("  type: scim\n  url: https://idp.example.com/scim/v2\n  token: ${SCIM_TOKEN}\n  id_attribute: externalId")
         guard case .scim(let s) = bearer.source else { Issue.record("not scim"); return }
-        #expect(s.token == "t0k" && s.idAttribute == "externalId" && s.pageSize == 100 && s.usernameAttribute == "userName")
+        guard case .bearer(let token) = s.auth else { Issue.record("not bearer"); return }
+        #expect(token == "t0k" && s.idAttribute == "externalId" && s.pageSize == 100 && s.usernameAttribute == "userName")
         let basic = try parse("  type: scim\n  url: https://idp/scim/v2\n  username: sync\n  password_file: /run/p")
         guard case .scim(let b) = basic.source else { Issue.record("not scim"); return }
-        #expect(b.username == "sync" && b.password == "file-secret")
+        guard case .basic(let username, let password) = b.auth else { Issue.record("not basic"); return }
+        #expect(username == "sync" && password == "file-secret")
     }
 
     @Test(arguments: [
