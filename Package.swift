@@ -68,6 +68,12 @@ let package = Package(
         .testTarget(
             name: "SyncEngineTests",
             dependencies: ["SyncTesting", "SyncEngine", "SyncCore", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "CommandTests",
+            dependencies: [
+                "IdPSyncCLI", "SyncTesting", "SyncEngine", "SyncCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .testTarget(name: "SyncJournalTests", dependencies: ["SyncJournal", "SyncEngine", "SyncCore"]),
         .testTarget(
             name: "SyncConfigTests", dependencies: ["SyncConfig", "SyncCore", "LDAPDirectory", "SCIMDirectory", "KongGateway"]),

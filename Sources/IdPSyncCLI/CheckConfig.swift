@@ -19,25 +19,32 @@ struct CheckConfig: AsyncParsableCommand {
     @OptionGroup var logOptions: LogOptions
 
     func run() async throws {
+        try await run(context: .live)
+    }
+
+    /// The whole command over a context.
+    func run(context: CommandContext) async throws {
         let config = try options.loadOrExit()
-        print("ok    config   \(options.config): source \(config.source.type), \(config.gateways.count) gateway(s), journal \(config.journalPath)")
+        context.line(
+            "ok    config   \(options.config): source \(config.source.type), \(config.gateways.count) gateway(s), journal \(config.journalPath)"
+                .escapedForTerminal)
         guard connect else { return }
         let logger = logOptions.logger()
         var failed = false
         do {
-            let answer = try await LiveAdapters.source(config, logger: logger).checkConnection()
-            print("ok    source   \(answer)".escapedForTerminal)
+            let answer = try await context.source(config, logger).checkConnection()
+            context.line("ok    source   \(answer)".escapedForTerminal)
         } catch {
             failed = true
-            print("FAIL  source   \(error)".escapedForTerminal)
+            context.line("FAIL  source   \(error)".escapedForTerminal)
         }
-        for gateway in LiveAdapters.gateways(config, logger: logger) {
+        for gateway in context.gateways(config, logger) {
             do {
                 let answer = try await gateway.checkConnection()
-                print("ok    gateway  \(gateway.name): \(answer)".escapedForTerminal)
+                context.line("ok    gateway  \(gateway.name): \(answer)".escapedForTerminal)
             } catch {
                 failed = true
-                print("FAIL  gateway  \(error)".escapedForTerminal)
+                context.line("FAIL  gateway  \(error)".escapedForTerminal)
             }
         }
         if failed { throw ExitCode(1) }

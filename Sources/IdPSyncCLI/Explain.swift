@@ -38,11 +38,16 @@ struct Explain: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try await run(context: .live, readKey: { readLine(strippingNewline: true) })
+    }
+
+    /// The whole command over a context; `readKey` gives the key (standard input when live).
+    func run(context: CommandContext, readKey: () -> String?) async throws {
         let logger = logOptions.logger()
         let config = try options.loadOrExit()
         var fingerprint: String? = nil
         if key != nil {
-            var line = readLine(strippingNewline: true) ?? ""
+            var line = readKey() ?? ""
             while line.last == "\r" || line.last == " " { line.removeLast() }
             guard !line.isEmpty else { throw ValidationError("no key on standard input") }
             fingerprint = KeyFingerprint.of(line)
@@ -52,7 +57,7 @@ struct Explain: AsyncParsableCommand {
         let planner = LiveAdapters.planner(config)
         let journalPath = config.journalPath
         let gatherer = EvidenceGatherer(
-            gateways: LiveAdapters.gateways(config, logger: logger), source: LiveAdapters.source(config, logger: logger),
+            gateways: context.gateways(config, logger), source: context.source(config, logger),
             rules: Dictionary(config.gateways.map { ($0.name, $0.match) }, uniquingKeysWith: { first, _ in first }),
             policy: config.policy, isProtected: { planner.isProtected($0) },
             history: { consumerID, fingerprint in
@@ -62,7 +67,7 @@ struct Explain: AsyncParsableCommand {
                     if let entry = JournalEntry(record: record) { entries.append(entry) }
                 }
                 return entries
-            }, now: Environment.unixNow())
+            }, now: Int64(context.now()))
         let gathered = await gatherer.gather(fingerprint: fingerprint, consumer: consumer)
         let problems = gathered.problems
         let explanation = Explainer.explain(gathered.evidence)
@@ -70,12 +75,12 @@ struct Explain: AsyncParsableCommand {
         case .text:
             // Tags, reasons and errors come from the gateway, the directory and the journal: escaped.
             let lines = explanation.text.split(separator: "\n", omittingEmptySubsequences: false)
-            print(lines.map { String($0).escapedForTerminal }.joined(separator: "\n"), terminator: "")
-            for problem in problems { print("note: \(problem)".escapedForTerminal) }
+            context.output(lines.map { String($0).escapedForTerminal }.joined(separator: "\n"))
+            for problem in problems { context.line("note: \(problem)".escapedForTerminal) }
         case .json:
             var json = explanation.json.objectValue ?? [:]
             json["problems"] = JSONValue(problems)
-            print(JSONValue.object(json).canonical)
+            context.line(JSONValue.object(json).canonical)
         }
         // A lookup that finds nothing exits 1, like any lookup: no consumer by that name on any gateway,
         // or a key whose consumer could not be read. (An unknown key is an answer: "another environment".)

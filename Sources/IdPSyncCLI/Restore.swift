@@ -33,13 +33,22 @@ struct Restore: AsyncParsableCommand {
 
     func run() async throws {
         signal(SIGXFSZ, SIG_IGN)
+        try await run(context: .live)
+    }
+
+    /// The whole command over a context; throws `ExitCode` with the restore's exit status.
+    func run(context: CommandContext) async throws {
         let logger = logOptions.logger()
+        func fail(_ message: String) -> ExitCode {
+            context.errors("error: \(message)\n")
+            return ExitCode(1)
+        }
         let config: SyncConfiguration
         let configBytes: [UInt8]
         do {
             (config, configBytes) = try RunSetup.readConfig(options.config)
         } catch {
-            fail("\(error)")
+            throw fail("\(error)")
         }
         var entries: [JournalEntry] = []
         do {
@@ -47,33 +56,29 @@ struct Restore: AsyncParsableCommand {
                 if let entry = JournalEntry(record: record) { entries.append(entry) }
             }
         } catch {
-            fail("\(error)")
+            throw fail("\(error)")
         }
         guard entries.contains(where: { if case .runStarted = $0.event { return true } else { return false } }) else {
-            fail("run \(target) is not in the journal \(config.journalPath); list runs with: idp-sync journal --runs --config \(options.config)")
+            throw fail(
+                "run \(target) is not in the journal \(config.journalPath); list runs with: idp-sync journal --runs --config \(options.config)")
         }
         var session: RunSession? = nil
         if !dryRun {
             do {
                 session = try RunSetup.open(config, configBytes: configBytes, logger: logger)
             } catch {
-                fail("\(error)")
+                throw fail("\(error)")
             }
         }
         let restore = RestoreRun(
-            gateways: LiveAdapters.gateways(config, logger: logger), journal: session?.journal, runID: Sync.newRunID(),
+            gateways: context.gateways(config, logger), journal: session?.journal, runID: Sync.newRunID(),
             started: session?.started ?? RunSetup.started(configBytes: configBytes), logger: logger)
         let report = await restore.run(undoing: target, entries: entries, dryRun: dryRun)
         switch output {
-        case .json: print(report.json.canonical)
-        case .text: print(report.text(color: isatty(1) == 1), terminator: "")
+        case .json: context.line(report.json.canonical)
+        case .text: context.output(report.text(color: context.color))
         }
         withExtendedLifetime(session) {}
         throw ExitCode(report.exitStatus.rawValue)
-    }
-
-    private func fail(_ message: String) -> Never {
-        Console.error("error: \(message)\n")
-        exitProcess(1)
     }
 }

@@ -40,14 +40,20 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         // A full disk or a file-size limit must fail the journal write (EFBIG), not kill the process.
         signal(SIGXFSZ, SIG_IGN)
-        let startedAt = Environment.now()
+        StopSignal.install()
+        try await run(context: .live)
+    }
+
+    /// The whole command over a context; throws `ExitCode` with the run's exit status.
+    func run(context: CommandContext) async throws {
+        let startedAt = context.now()
         let logger = logOptions.logger()
         let config: SyncConfiguration
         let configBytes: [UInt8]
         do {
             (config, configBytes) = try RunSetup.readConfig(options.config)
         } catch {
-            finish(failure: "\(error)")
+            throw finish(failure: "\(error)", context)
         }
         let runID = Self.newRunID()
 
@@ -70,28 +76,27 @@ struct Sync: AsyncParsableCommand {
                 session = opened
             }
         } catch {
-            finish(failure: "\(error)")
+            throw finish(failure: "\(error)", context)
         }
         let journal = session?.journal
 
-        StopSignal.install()
         let engine = SyncRun(
-            source: LiveAdapters.source(config, logger: logger), sourceType: config.source.type,
-            gateways: LiveAdapters.gateways(config, logger: logger), planner: LiveAdapters.planner(config),
+            source: context.source(config, logger), sourceType: config.source.type,
+            gateways: context.gateways(config, logger), planner: LiveAdapters.planner(config),
             journal: journal, runID: runID, started: started, logger: logger,
-            now: { Environment.unixNow() }, shouldStop: { StopSignal.requested })
+            now: { Int64(context.now()) }, shouldStop: context.shouldStop)
         let report = await engine.run(
             RunOptions(
                 dryRun: dryRun, acceptPlan: acceptPlan, acceptUsers: acceptUsers, lastGoodUsers: lastGoodUsers,
                 detailedExitCode: detailedExitcode))
         Progress.clear()
-        emit(report)
+        emit(report, context)
         if !dryRun, let problem = MetricsFile.record(report, config: config, startedAt: startedAt) {
             logger.warning("metrics not written", metadata: ["metrics.error": "\(problem)"])
         }
         var metadata: Logger.Metadata = [
             "sync.exit_code": "\(report.exitStatus.rawValue)",
-            "sync.duration": "\(Self.seconds(Environment.now() - startedAt))",
+            "sync.duration": "\(Self.seconds(context.now() - startedAt))",
         ]
         if let journal { metadata["journal.head"] = "\(journal.head)" }
         logger.info("run finished", metadata: metadata)
@@ -99,23 +104,23 @@ struct Sync: AsyncParsableCommand {
         throw ExitCode(report.exitStatus.rawValue)
     }
 
-    private func emit(_ report: RunReport) {
+    private func emit(_ report: RunReport, _ context: CommandContext) {
         switch output {
-        case .json: print(report.json.canonical)
-        case .text: print(report.text(color: isatty(1) == 1), terminator: "")
+        case .json: context.line(report.json.canonical)
+        case .text: context.output(report.text(color: context.color))
         }
     }
 
-    /// Reports an error before any run started, in the chosen output, and exits 1.
-    private func finish(failure: String) -> Never {
+    /// Reports an error before any run started, in the chosen output; the caller throws exit 1.
+    private func finish(failure: String, _ context: CommandContext) -> ExitCode {
         var report = RunReport(run: nil, dryRun: dryRun, sourceType: "unknown")
         report.errors = [failure]
         report.exitStatus = .error
         if output == .json {
-            print(report.json.canonical)
+            context.line(report.json.canonical)
         }
-        Console.error("error: \(failure)\n")
-        exitProcess(1)
+        context.errors("error: \(failure)\n")
+        return ExitCode(1)
     }
 
     static func seconds(_ value: Double) -> String {
@@ -128,9 +133,6 @@ struct Sync: AsyncParsableCommand {
         return "r-\(stamp)-\(String(repeating: "0", count: 4 - hex.count))\(hex)"
     }
 }
-
-/// `exit(3)` under a name that commands (whose static `exit(withError:)` shadows it) can call.
-func exitProcess(_ code: Int32) -> Never { exit(code) }
 
 /// SIGTERM and SIGINT ask the run to stop after the write in flight.
 enum StopSignal {
