@@ -201,8 +201,11 @@ enum JournalHead: Equatable {
         guard let reader = LineReader(path: path, maxLine: 256) else {
             return access(path, F_OK) == 0 ? .unreadable : .missing
         }
-        guard let line = reader.next(), !line.tooLong else { return .unreadable }
-        return parse(Array(line.bytes))
+        // The line's bytes live in the reader's storage: parse them while it is alive.
+        return withExtendedLifetime(reader) {
+            guard let line = reader.next(), !line.tooLong else { return .unreadable }
+            return parse(Array(line.bytes))
+        }
     }
 
     static func parse(_ bytes: [UInt8]) -> JournalHead {
@@ -302,7 +305,7 @@ public struct JournalScan {
 
     static func scan(_ reader: LineReader) -> JournalScan {
         var result = JournalScan()
-        var lastLine: [UInt8] = []
+        var lastStart: Int64 = 0
         var lineNumber = 0
         var runOpen: String? = nil
         var openIntents: [Int64] = []
@@ -337,8 +340,7 @@ public struct JournalScan {
             result.lastSeq = checked.seq
             result.lastHash = checked.hash
             result.records += 1
-            lastLine.removeAll(keepingCapacity: true)
-            lastLine.append(contentsOf: line.bytes)
+            lastStart = line.start
 
             switch eventName(line.bytes) {
             case "run-started":
@@ -372,7 +374,8 @@ public struct JournalScan {
         }
         if let runOpen { result.interrupted = (runOpen, openIntents) }
         if result.records > 0 {
-            let edited: Bool = lastLine.withUnsafeBufferPointer { buffer in
+            // Only the last record is rehashed: read it once more instead of copying every line.
+            let edited: Bool = (reader.line(at: lastStart) ?? []).withUnsafeBufferPointer { buffer in
                 if case .success(let c) = JournalRecord.check(buffer) { return !c.hashOK }
                 return true
             }

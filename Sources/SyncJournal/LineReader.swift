@@ -81,6 +81,13 @@ final class LineReader {
         }
     }
 
+    /// The bytes of the line that starts at `offset` (a second look at one line after a pass).
+    func line(at offset: Int64) -> [UInt8]? {
+        let again = LineReader(fd: fd, owns: false, offset: offset, maxLine: maxLine)
+        // The line's bytes live in `again`'s storage: copy them while it is alive.
+        return withExtendedLifetime(again) { again.next().map { Array($0.bytes) } }
+    }
+
     /// The next line, or nil at the end of the file.
     func next() -> Line? {
         count = 0
