@@ -64,6 +64,9 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
     public var isAborted: Bool { code == Int(CURLE_ABORTED_BY_CALLBACK.rawValue) }
     /// The body was larger than `maxBodyBytes`; never retried.
     public var isOversized = false
+
+    /// The caller asked to stop (SIGTERM): the request was aborted, or a retry not waited for.
+    static let stopped = HTTPTransportError(description: "stopped by a signal", code: Int(CURLE_ABORTED_BY_CALLBACK.rawValue))
 }
 
 /// The one libcurl wrapper: a reused easy handle (kept-alive connections), driven on its own
@@ -205,9 +208,7 @@ public final class HTTPClient: @unchecked Sendable {
                 error.isOversized = true
                 throw error
             }
-            if code == CURLE_ABORTED_BY_CALLBACK {
-                throw HTTPTransportError(description: "stopped by a signal", code: Int(code.rawValue))
-            }
+            if code == CURLE_ABORTED_BY_CALLBACK { throw HTTPTransportError.stopped }
             let detail = String(cString: errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             throw HTTPTransportError(description: text, code: Int(code.rawValue))

@@ -75,7 +75,7 @@ extension HTTPClient {
     func pause(_ seconds: Double) async throws {
         var left = RetryPolicy.nanoseconds(seconds)
         while left > 0 {
-            if options.shouldAbort() { throw HTTPTransportError(description: "stopped by a signal", code: Int(CURLE_ABORTED_BY_CALLBACK.rawValue)) }
+            if options.shouldAbort() { throw HTTPTransportError.stopped }
             let slice = min(left, 250_000_000)
             try await Task.sleep(nanoseconds: slice)
             left -= slice

@@ -182,16 +182,14 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
     public func checkConnection() async throws -> String {
         let info = try await nodeInfo()
         if info.database == "off" {
-            throw GatewayError("gateway \(name): Kong \(info.version) is DB-less (database: off) and cannot be written")
+            throw GatewayError(
+                "gateway \(name) at \(base): Kong \(info.version) is DB-less (database: off) and cannot be written; point admin_url at a database-backed Kong node")
         }
         return "Kong \(info.version), database \(info.database)"
     }
 
     public func snapshot() async throws -> GatewaySnapshot {
-        if try await nodeInfo().database == "off" {
-            throw GatewayError(
-                "gateway \(name) at \(base) is DB-less (database: off) and cannot be written; point admin_url at a database-backed Kong node")
-        }
+        _ = try await checkConnection()  // a DB-less node is refused before anything is read
         // Scope is checked on every consumer read, not only asked of the server (docs/configuration.md):
         // a Kong or proxy that ignores `?tags=` must not get unmanaged consumers flagged.
         let selectTags = settings.selectTags, gatewayName = name

@@ -7,10 +7,11 @@ enum LDAPValue {
     static func guidString(_ b: [UInt8]) -> String? {
         guard b.count == 16 else { return nil }
         let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15]
+        let hex = Array(Hex.encode(order.map { b[$0] }))
         var out = ""
-        for (i, index) in order.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append("-") }
-            out += Hex.encode([b[index]])
+        for (i, digit) in hex.enumerated() {
+            if i == 8 || i == 12 || i == 16 || i == 20 { out.append("-") }
+            out.append(digit)
         }
         return out
     }

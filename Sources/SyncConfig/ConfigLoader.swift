@@ -66,10 +66,6 @@ public struct ConfigLoader {
         return .success(text)
     }
 
-    public static func readTextFile(_ path: String) -> String? {
-        try? readText(path).get()
-    }
-
     public func load(path: String) throws -> SyncConfiguration {
         try loadWithBytes(path: path).config
     }
