@@ -20,28 +20,14 @@ from urllib.parse import quote
 import pytest
 
 try:
-    from test_kong_admin_server import start_server, stop_server
+    # The same server and per-test client (reset, quirks included) as the fixture's own tests.
+    from test_kong_admin_server import api, server  # noqa: F401
 except ImportError:         # --import-mode=importlib leaves this directory off sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from test_kong_admin_server import start_server, stop_server
+    from test_kong_admin_server import api, server  # noqa: F401
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 QUIRKS_OFF = {"endless_offset": None, "endless_fresh_data": False, "ignore_tags": False, "gzip_bomb_bytes": None}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("kong-quirks"))
-    yield running
-    stop_server(running)
-
-
-@pytest.fixture
-def api(server):
-    c = server.client()
-    assert c.post("/__test/reset").status == 200
-    yield c
-    c.close()
 
 
 def make_consumers(api, *names, tags=None):

@@ -389,19 +389,7 @@ struct HostileServerTests {
         #expect(arrived)
         kill(pid, SIGTERM)
         // Well inside the 60 s the server would hold the request: the run did not wait for it.
-        var status: Int32? = nil
-        for _ in 0..<500 {
-            var raw: Int32 = 0
-            if waitpid(pid, &raw, WNOHANG) == pid {
-                status = (raw >> 8) & 0xff
-                break
-            }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        if status == nil {
-            kill(pid, SIGKILL)
-            _ = waitFor(pid)
-        }
+        let status = try await exitStatus(of: pid)
         #expect(status == 1, "the run did not stop within 10 s of SIGTERM")
         let records = try s.records()
         #expect(records.map { $0["event"]?.stringValue ?? "" } == ["run-started", "run-refused"])
@@ -423,19 +411,7 @@ struct HostileServerTests {
         }
         // run-started is written after the signal handler is in place; the bind is under way or next.
         kill(pid, SIGTERM)
-        var status: Int32? = nil
-        for _ in 0..<500 {
-            var raw: Int32 = 0
-            if waitpid(pid, &raw, WNOHANG) == pid {
-                status = (raw >> 8) & 0xff
-                break
-            }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        if status == nil {
-            kill(pid, SIGKILL)
-            _ = waitFor(pid)
-        }
+        let status = try await exitStatus(of: pid)
         #expect(status == 4, "the run did not stop within 10 s of SIGTERM")
         #expect(try s.records().last?["detail"]?.stringValue?.contains("stopped by a signal") == true)
     }
@@ -537,27 +513,4 @@ struct HostileServerTests {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("is present and active"), "\(r.stdout)")
     }
-}
-
-/// Runs a program and returns its result and peak resident memory (KiB), from wait4's rusage.
-func runMeasured(_ executable: String, _ arguments: [String]) throws -> (ProcessResult, Int) {
-    let dir = TempDir()
-    let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
-    let input = open("/dev/null", O_RDONLY)
-    let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    let err = open(errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    defer {
-        close(input)
-        close(out)
-        close(err)
-    }
-    let pid = try spawn(executable, arguments, stdout: out, stderr: err, stdin: input)
-    var raw: Int32 = 0
-    var usage = rusage()
-    while wait4(pid, &raw, 0, &usage) < 0 && errno == EINTR {}
-    let status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-    let result = ProcessResult(
-        status: status, stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-        stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
-    return (result, Int(usage.ru_maxrss))
 }

@@ -100,6 +100,13 @@ func waitFor(_ pid: pid_t) -> Int32 {
 func runProcess(
     _ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]
 ) throws -> ProcessResult {
+    try runMeasured(executable, arguments, stdin: stdin, environment: environment).0
+}
+
+/// `runProcess`, also returning the child's peak resident memory in KiB (from wait4's rusage).
+func runMeasured(
+    _ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]
+) throws -> (ProcessResult, Int) {
     let dir = TempDir()
     let inPath = dir.write("stdin", stdin ?? "")
     let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
@@ -112,10 +119,27 @@ func runProcess(
         close(err)
     }
     let pid = try spawn(executable, arguments, stdout: out, stderr: err, stdin: input, extraEnvironment: environment)
-    let status = waitFor(pid)
-    return ProcessResult(
+    var raw: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &raw, 0, &usage) < 0 && errno == EINTR {}
+    let status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+    let result = ProcessResult(
         status: status, stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
         stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    return (result, Int(usage.ru_maxrss))
+}
+
+/// The exit status of a child that should end soon, polled (without blocking a cooperative
+/// thread) for at most `tries` × 20 ms; nil when it did not end, and then it is killed.
+func exitStatus(of pid: pid_t, tries: Int = 500) async throws -> Int32? {
+    for _ in 0..<tries {
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid { return raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f) }
+        try await Task.sleep(nanoseconds: 20_000_000)
+    }
+    kill(pid, SIGKILL)
+    _ = waitFor(pid)
+    return nil
 }
 
 struct FixtureError: Error, CustomStringConvertible {
