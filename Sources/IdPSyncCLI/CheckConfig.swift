@@ -26,7 +26,7 @@ struct CheckConfig: AsyncParsableCommand {
     func run(context: CommandContext) async throws {
         let config = try options.loadOrExit()
         context.line(
-            "ok    config   \(options.config): source \(config.source.type), \(config.gateways.count) gateway(s), journal \(config.journalPath)"
+            "ok    config   \(options.path): source \(config.source.type), \(config.gateways.count) gateway(s), journal \(config.journalPath)"
                 .escapedForTerminal)
         guard connect else { return }
         let logger = logOptions.logger()

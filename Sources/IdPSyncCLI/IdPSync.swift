@@ -28,8 +28,34 @@ public struct IdPSync: AsyncParsableCommand {
 
 /// Options every command that reads the config shares.
 struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: "The configuration file (YAML).")
-    var config: String
+    @Option(name: .long, help: "The configuration file (YAML). Default: $IDP_SYNC_CONFIG, else /etc/idp-sync/config.yaml.")
+    var config: String?
+
+    /// The file this command reads: `--config`, else `$IDP_SYNC_CONFIG`, else the packaged default.
+    var path: String { ConfigOptions.resolve(config) }
+
+    static let defaultPath = "/etc/idp-sync/config.yaml"
+
+    static func resolve(_ given: String?, environment: [String: String] = Environment.all) -> String {
+        if let given { return given }
+        if let fromEnvironment = environment["IDP_SYNC_CONFIG"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return defaultPath
+    }
+}
+
+/// Quoting for the commands we suggest, so each one pastes into a POSIX shell as it is printed.
+enum Shell {
+    static func quote(_ word: String) -> String {
+        let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,".unicodeScalars)
+        let plain = !word.isEmpty && word.unicodeScalars.allSatisfy { safe.contains($0) }
+        if plain { return word }
+        var quoted = "'"
+        for c in word { quoted += c == "'" ? "'\\''" : String(c) }
+        return quoted + "'"
+    }
+
+    /// `idp-sync <words>` with every word quoted as needed.
+    static func command(_ words: [String]) -> String { (["idp-sync"] + words.map(quote)).joined(separator: " ") }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -16,7 +16,7 @@ struct Journal: ParsableCommand {
 
     /// Where the journal is: `--journal PATH`, or the config's `journal.path`.
     struct Location: ParsableArguments {
-        @Option(name: .long, help: "The configuration file (its journal.path is read).")
+        @Option(name: .long, help: "The configuration file (its journal.path is read). Default: $IDP_SYNC_CONFIG, else /etc/idp-sync/config.yaml.")
         var config: String?
 
         @Option(name: .long, help: "The journal file, instead of --config.")
@@ -24,7 +24,7 @@ struct Journal: ParsableCommand {
 
         func path() throws -> String {
             if let journal { return journal }
-            guard let config else { throw ValidationError("give --config FILE or --journal PATH") }
+            let config = ConfigOptions.resolve(config)
             do {
                 return try ConfigLoader(environment: Environment.all, readSecrets: false).load(path: config).journalPath
             } catch {

@@ -46,7 +46,7 @@ struct Restore: AsyncParsableCommand {
         let config: SyncConfiguration
         let configBytes: [UInt8]
         do {
-            (config, configBytes) = try RunSetup.readConfig(options.config)
+            (config, configBytes) = try RunSetup.readConfig(options.path)
         } catch {
             throw fail("\(error)")
         }
@@ -60,7 +60,7 @@ struct Restore: AsyncParsableCommand {
         }
         guard entries.contains(where: { if case .runStarted = $0.event { return true } else { return false } }) else {
             throw fail(
-                "run \(target) is not in the journal \(config.journalPath); list runs with: idp-sync journal --runs --config \(options.config)")
+                "run \(target) is not in the journal \(config.journalPath); list runs with: idp-sync journal --runs --config \(options.path)")
         }
         var session: RunSession? = nil
         if !dryRun {

@@ -14,7 +14,7 @@ extension ConfigOptions {
     /// The one "load the config or exit 1" path: every problem on standard error, then exit 1.
     func loadOrExit() throws -> SyncConfiguration {
         do {
-            return try RunSetup.readConfig(config).0
+            return try RunSetup.readConfig(path).0
         } catch {
             Console.error("error: \(error)\n")
             throw ExitCode(1)

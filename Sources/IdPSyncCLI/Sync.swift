@@ -51,7 +51,7 @@ struct Sync: AsyncParsableCommand {
         let config: SyncConfiguration
         let configBytes: [UInt8]
         do {
-            (config, configBytes) = try RunSetup.readConfig(options.config)
+            (config, configBytes) = try RunSetup.readConfig(options.path)
         } catch {
             throw finish(failure: "\(error)", context)
         }
