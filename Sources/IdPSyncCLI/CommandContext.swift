@@ -23,13 +23,22 @@ struct CommandContext: Sendable {
     var shouldStop: @Sendable () -> Bool
     /// Colours in the text report.
     var color: Bool
+    /// Columns the text report fits in: the terminal's, at most 120.
+    var width = 120
 
-    static var live: CommandContext {
+    /// The process's own world; colour and width follow standard output and `--color`.
+    static func live(_ log: LogOptions) -> CommandContext {
         CommandContext(
             output: { text in print(text, terminator: "") }, errors: { Console.error($0) }, now: { Environment.now() },
             source: { LiveAdapters.source($0, logger: $1) }, gateways: { LiveAdapters.gateways($0, logger: $1) },
-            shouldStop: { StopSignal.requested }, color: isatty(1) == 1)
+            shouldStop: { StopSignal.requested }, color: Terminal.wantsColor(fd: 1, log.color),
+            width: min(120, Terminal.columns(fd: 1) ?? 120))
     }
 
     func line(_ text: String) { output(text + "\n") }
+
+    /// The text report's layout for this context; suggested commands repeat the config's path.
+    func reportStyle(_ options: ConfigOptions) -> ReportStyle {
+        ReportStyle(color: color, width: width, configArguments: options.arguments, now: Int64(now()))
+    }
 }

@@ -43,9 +43,12 @@ enum Environment {
 enum Console {
     /// Every control character but the line breaks the caller wrote is escaped (TextEscape), so a
     /// server's message cannot move the cursor or recolour the operator's terminal.
-    static func error(_ text: String) {
+    static func error(_ text: String, after control: String = "") {
         let safe = text.split(separator: "\n", omittingEmptySubsequences: false).map { TextEscape.visible(String($0)) }
             .joined(separator: "\n")
-        try? writeAll(2, Array(safe.utf8))
+        try? writeAll(2, Array((control + safe).utf8))
     }
+
+    /// Clears the progress line on a terminal: a control sequence of ours, written as it is.
+    static let eraseLine = "\r\u{1B}[K"
 }

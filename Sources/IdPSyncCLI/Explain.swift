@@ -38,7 +38,7 @@ struct Explain: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await run(context: .live, readKey: { readLine(strippingNewline: true) })
+        try await run(context: .live(logOptions), readKey: { KeyPrompt.read() })
     }
 
     /// The whole command over a context; `readKey` gives the key (standard input when live).
@@ -70,7 +70,9 @@ struct Explain: AsyncParsableCommand {
             }, now: Int64(context.now()))
         let gathered = await gatherer.gather(fingerprint: fingerprint, consumer: consumer)
         let problems = gathered.problems
-        let explanation = Explainer.explain(gathered.evidence)
+        var evidence = gathered.evidence
+        evidence.configArguments = options.arguments
+        let explanation = Explainer.explain(evidence)
         switch output {
         case .text:
             // Tags, reasons and errors come from the gateway, the directory and the journal: escaped.
@@ -85,5 +87,38 @@ struct Explain: AsyncParsableCommand {
         // A lookup that finds nothing exits 1, like any lookup: no consumer by that name on any gateway,
         // or a key whose consumer could not be read. (An unknown key is an answer: "another environment".)
         if !gathered.found && (consumer != nil || !problems.isEmpty) { throw ExitCode(1) }
+    }
+}
+
+/// Reads the key from standard input; on a terminal it asks on stderr and turns echo off while the
+/// key is typed (like ssh's password prompt), so the key never shows on screen or in a scrollback.
+enum KeyPrompt {
+    nonisolated(unsafe) static var saved = termios()
+
+    static func read() -> String? {
+        guard isatty(0) == 1 else { return readLine(strippingNewline: true) }
+        var original = termios()
+        guard tcgetattr(0, &original) == 0 else { return readLine(strippingNewline: true) }
+        saved = original
+        // Ctrl-C while echo is off must not leave the terminal silent.
+        let restoreAndExit: @convention(c) (Int32) -> Void = { signal in
+            tcsetattr(0, TCSAFLUSH, &KeyPrompt.saved)
+            _exit(128 + signal)
+        }
+        signal(SIGINT, restoreAndExit)
+        signal(SIGTERM, restoreAndExit)
+        signal(SIGHUP, restoreAndExit)
+        var silent = original
+        silent.c_lflag &= ~tcflag_t(ECHO | ECHONL)
+        silent.c_lflag |= tcflag_t(ICANON)
+        Console.error("API key (input hidden): ")
+        tcsetattr(0, TCSANOW, &silent)
+        let line = readLine(strippingNewline: true)
+        tcsetattr(0, TCSAFLUSH, &original)
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGHUP, SIG_DFL)
+        Console.error("\n")
+        return line
     }
 }

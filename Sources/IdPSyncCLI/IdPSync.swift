@@ -36,26 +36,14 @@ struct ConfigOptions: ParsableArguments {
 
     static let defaultPath = "/etc/idp-sync/config.yaml"
 
+    /// `--config PATH` as a suggested command must repeat it: empty when the default applies.
+    var arguments: [String] { path == Self.defaultPath ? [] : ["--config", path] }
+
     static func resolve(_ given: String?, environment: [String: String] = Environment.all) -> String {
         if let given { return given }
         if let fromEnvironment = environment["IDP_SYNC_CONFIG"], !fromEnvironment.isEmpty { return fromEnvironment }
         return defaultPath
     }
-}
-
-/// Quoting for the commands we suggest, so each one pastes into a POSIX shell as it is printed.
-enum Shell {
-    static func quote(_ word: String) -> String {
-        let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,".unicodeScalars)
-        let plain = !word.isEmpty && word.unicodeScalars.allSatisfy { safe.contains($0) }
-        if plain { return word }
-        var quoted = "'"
-        for c in word { quoted += c == "'" ? "'\\''" : String(c) }
-        return quoted + "'"
-    }
-
-    /// `idp-sync <words>` with every word quoted as needed.
-    static func command(_ words: [String]) -> String { (["idp-sync"] + words.map(quote)).joined(separator: " ") }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -33,7 +33,7 @@ struct Restore: AsyncParsableCommand {
 
     func run() async throws {
         signal(SIGXFSZ, SIG_IGN)
-        try await run(context: .live)
+        try await run(context: .live(logOptions))
     }
 
     /// The whole command over a context; throws `ExitCode` with the restore's exit status.
@@ -60,7 +60,7 @@ struct Restore: AsyncParsableCommand {
         }
         guard entries.contains(where: { if case .runStarted = $0.event { return true } else { return false } }) else {
             throw fail(
-                "run \(target) is not in the journal \(config.journalPath); list runs with: idp-sync journal --runs --config \(options.path)")
+                "run \(target) is not in the journal \(config.journalPath); list runs with: \(ShellWords.command(["journal", "--runs"] + options.arguments))")
         }
         var session: RunSession? = nil
         if !dryRun {
@@ -76,7 +76,7 @@ struct Restore: AsyncParsableCommand {
         let report = await restore.run(undoing: target, entries: entries, dryRun: dryRun)
         switch output {
         case .json: context.line(report.json.canonical)
-        case .text: context.output(report.text(color: context.color))
+        case .text: context.output(report.text(style: context.reportStyle(options)))
         }
         withExtendedLifetime(session) {}
         throw ExitCode(report.exitStatus.rawValue)

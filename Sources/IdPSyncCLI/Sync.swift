@@ -41,7 +41,7 @@ struct Sync: AsyncParsableCommand {
         // A full disk or a file-size limit must fail the journal write (EFBIG), not kill the process.
         signal(SIGXFSZ, SIG_IGN)
         StopSignal.install()
-        try await run(context: .live)
+        try await run(context: .live(logOptions))
     }
 
     /// The whole command over a context; throws `ExitCode` with the run's exit status.
@@ -95,8 +95,8 @@ struct Sync: AsyncParsableCommand {
             logger.warning("metrics not written", metadata: ["metrics.error": "\(problem)"])
         }
         var metadata: Logger.Metadata = [
-            "sync.exit_code": "\(report.exitStatus.rawValue)",
-            "sync.duration": "\(Self.seconds(context.now() - startedAt))",
+            "sync.exit_code": .stringConvertible(Int(report.exitStatus.rawValue)),
+            "sync.duration_seconds": .stringConvertible(Self.seconds(context.now() - startedAt)),
         ]
         if let journal { metadata["journal.head"] = "\(journal.head)" }
         logger.info("run finished", metadata: metadata)
@@ -107,7 +107,7 @@ struct Sync: AsyncParsableCommand {
     private func emit(_ report: RunReport, _ context: CommandContext) {
         switch output {
         case .json: context.line(report.json.canonical)
-        case .text: context.output(report.text(color: context.color))
+        case .text: context.output(report.text(style: context.reportStyle(options)))
         }
     }
 
@@ -123,8 +123,10 @@ struct Sync: AsyncParsableCommand {
         return ExitCode(1)
     }
 
-    static func seconds(_ value: Double) -> String {
-        String(Double(Int((value * 1000).rounded())) / 1000) + "s"
+    /// Seconds to the millisecond (saturating: a clock step cannot trap the conversion).
+    static func seconds(_ value: Double) -> Double {
+        guard value.isFinite, abs(value) < 1e12 else { return 0 }
+        return (value * 1000).rounded() / 1000
     }
 
     static func newRunID() -> String {

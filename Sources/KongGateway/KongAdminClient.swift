@@ -65,8 +65,8 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
                     "kong request retried",
                     metadata: [
                         "sync.gateway": "\(gateway)", "http.method": "\(method)", "http.path": "\(shownPath)",
-                        "http.attempt": "\(note.attempt)", "http.reason": "\(note.reason)",
-                        "http.retry_in": "\(note.delayMilliseconds)ms",
+                        "http.attempt": .stringConvertible(note.attempt), "http.reason": "\(note.reason)",
+                        "http.retry_in_seconds": .stringConvertible(Double(note.delayMilliseconds) / 1000),
                     ])
             }
         } catch let error as HTTPTransportError {
@@ -77,11 +77,14 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
                 timedOut: error.isTimeout)
         }
         logger.debug(
-            "kong request", metadata: ["sync.gateway": "\(name)", "http.method": "\(method)", "http.path": "\(Self.pathOnly(path))", "http.status": "\(response.status)"])
+            "kong request", metadata: ["sync.gateway": "\(name)", "http.method": "\(method)", "http.path": "\(Self.pathOnly(path))", "http.status": .stringConvertible(response.status)])
         if response.status == 401 || response.status == 403 {
             // The body is not quoted: a server or proxy may echo the token it refused.
             let what = response.status == 401 ? "unauthorized" : "forbidden"
-            let hint = settings.token == nil ? "no token is configured (token_file)" : "check token_file / Kong-Admin-Token"
+            let hint =
+                settings.token == nil
+                ? "no token configured: Kong wants one, set token_file"
+                : "the configured token was refused: check token_file (sent as Kong-Admin-Token)"
             throw GatewayError(
                 "gateway \(name): \(method) \(Self.pathOnly(path)) answered \(response.status) (\(what)); \(hint)",
                 status: response.status)
@@ -186,6 +189,36 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
                 "gateway \(name) at \(base): Kong \(info.version) is DB-less (database: off) and cannot be written; point admin_url at a database-backed Kong node")
         }
         return "Kong \(info.version), database \(info.database)"
+    }
+
+    /// The node answers with the token and can be written, and `select_tags` selects at least one
+    /// consumer (one page of one: a typo in a tag reads as "nothing managed", so it is a warning).
+    public func checkReadiness() async -> [ReadinessCheck] {
+        let subject = "gateway \(name)"
+        var checks: [ReadinessCheck] = []
+        do {
+            checks.append(ReadinessCheck(subject, .ok, "\(base): " + (try await checkConnection())))
+        } catch {
+            return [ReadinessCheck(subject, .failed, "\(error)")]
+        }
+        let tags = settings.selectTags.joined(separator: ",")
+        do {
+            let path = "/consumers?tags=\(URLEncoding.component(tags))&size=1"
+            let answer = try await request("GET", path)
+            guard answer.status == 200 else { throw failure("GET", path, answer) }
+            let found = try json("GET", path, answer)["data"]?.arrayValue ?? []
+            if found.isEmpty {
+                checks.append(
+                    ReadinessCheck(
+                        subject, .warning,
+                        "select_tags \(tags) match no consumer: a run would manage none (a typo in a tag?)"))
+            } else {
+                checks.append(ReadinessCheck(subject, .ok, "select_tags \(tags) select consumers (the token can read them)"))
+            }
+        } catch {
+            checks.append(ReadinessCheck(subject, .failed, "\(error)"))
+        }
+        return checks
     }
 
     public func snapshot() async throws -> GatewaySnapshot {

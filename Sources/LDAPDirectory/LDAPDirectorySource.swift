@@ -95,6 +95,68 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
         return "\(settings.url): bound as \(settings.bindDN ?? "anonymous")"
     }
 
+    /// Binds, then proves with two bounded searches what a run relies on: `base_dn` exists, the
+    /// filter is accepted, and the bind user can read the id and username of an entry it selects.
+    public func checkReadiness() async -> [ReadinessCheck] {
+        await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: self.readiness()) }
+        }
+    }
+
+    func readiness() -> [ReadinessCheck] {
+        let connection: Connection
+        do {
+            connection = try Connection(settings: settings)
+        } catch {
+            return [ReadinessCheck("source", .failed, "\(error)")]
+        }
+        defer { connection.close() }
+        var checks = [ReadinessCheck("source", .ok, "\(settings.url): bound as \(settings.bindDN ?? "anonymous")")]
+        do {
+            let base = try connection.probe(scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["1.1"])
+            if base.code == LDAP_NO_SUCH_OBJECT {
+                let matched = base.matched.map { "; the closest entry the server has is \"\($0)\"" } ?? ""
+                checks.append(
+                    ReadinessCheck("source", .failed, "base_dn \(settings.baseDN) does not exist on \(settings.url)\(matched)"))
+                return checks
+            }
+            guard base.code == LDAP_SUCCESS, base.first != nil else {
+                checks.append(ReadinessCheck("source", .failed, base.describe("reading base_dn \(settings.baseDN)", settings.url)))
+                return checks
+            }
+            checks.append(ReadinessCheck("source", .ok, "base_dn \(settings.baseDN) exists"))
+            let filter = LDAPValue.parenthesized(settings.filter)
+            let sample = try connection.probe(
+                scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: [settings.idAttribute, settings.usernameAttribute])
+            guard sample.code == LDAP_SUCCESS || sample.code == LDAP_SIZELIMIT_EXCEEDED else {
+                let what = sample.code == LDAP_FILTER_ERROR ? "filter \(filter) is not a valid LDAP filter (RFC 4515)" : "searching with filter \(filter)"
+                checks.append(ReadinessCheck("source", .failed, sample.describe(what, settings.url)))
+                return checks
+            }
+            guard let (dn, values) = sample.first else {
+                checks.append(
+                    ReadinessCheck(
+                        "source", .warning,
+                        "filter \(filter) selects no entry under \(settings.baseDN): a run would read 0 users and be refused by min_users"))
+                return checks
+            }
+            var unreadable: [String] = []
+            if userID(values) == nil { unreadable.append("id_attribute \(settings.idAttribute)") }
+            if values[settings.usernameAttribute.lowercased()]?.first == nil { unreadable.append("username_attribute \(settings.usernameAttribute)") }
+            if unreadable.isEmpty {
+                checks.append(ReadinessCheck("source", .ok, "filter \(filter) selects entries; \(dn) has a readable \(settings.idAttribute) and \(settings.usernameAttribute)"))
+            } else {
+                checks.append(
+                    ReadinessCheck(
+                        "source", .failed,
+                        "\(dn) is selected but its \(unreadable.joined(separator: " and ")) cannot be read: check the attribute names and the bind user's read access"))
+            }
+        } catch {
+            checks.append(ReadinessCheck("source", .failed, "\(error)"))
+        }
+        return checks
+    }
+
     private func read() throws -> DirectorySnapshot {
         let connection = try Connection(settings: settings)
         defer { connection.close() }
@@ -128,7 +190,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
                 users[i].deactivationReason = "matches disabled_filter"
             }
         }
-        logger.debug("ldap read complete", metadata: ["ldap.users": "\(users.count)"])
+        logger.debug("ldap read complete", metadata: ["ldap.users": .stringConvertible(users.count)])
         return DirectorySnapshot(sourceType: "ldap", scope: settings.baseDN, users: users)
     }
 }
@@ -230,6 +292,47 @@ final class Connection {
     }
 
     deinit { close() }
+
+    /// What one bounded search (at most one entry) answered, for `check-config --connect`.
+    struct Probe {
+        var code: Int32
+        var matched: String?
+        var message: String?
+        var first: (dn: String, values: [String: [[UInt8]]])?
+
+        func describe(_ what: String, _ url: String) -> String {
+            var text = "LDAP \(url): \(what): \(String(cString: ldap_err2string(code))) (\(code))"
+            if let message, !message.isEmpty { text += ": \(message)" }
+            return text
+        }
+    }
+
+    /// One search under `base_dn` with a size limit of one entry and the configured timeout.
+    func probe(scope: Int32, filter: String, attributes: [String]) throws -> Probe {
+        guard let ld else { throw SourceError("LDAP \(settings.url): not connected") }
+        var cAttributes: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0) } + [nil]
+        defer { for p in cAttributes { free(p) } }
+        var timeout = timeval(tv_sec: settings.timeoutSeconds, tv_usec: 0)
+        var result: OpaquePointer? = nil
+        let rc = ldap_search_ext_s(ld, settings.baseDN, scope, filter, &cAttributes, 0, nil, nil, &timeout, 1, &result)
+        defer { if let result { ldap_msgfree(result) } }
+        var probe = Probe(code: rc)
+        guard let result else { return probe }
+        if let entry = ldap_first_entry(ld, result) {
+            try handleEntry(ld, entry, attributes: attributes) { dn, values in probe.first = (dn, values) }
+        }
+        var code: Int32 = 0
+        var matched: UnsafeMutablePointer<CChar>? = nil
+        var text: UnsafeMutablePointer<CChar>? = nil
+        if ldap_parse_result(ld, result, &code, &matched, &text, nil, nil, 0) == LDAP_SUCCESS {
+            probe.code = code
+            if let matched, matched.pointee != 0 { probe.matched = TextEscape.bounded(String(cString: matched), limit: 512) }
+            if let text { probe.message = TextEscape.bounded(String(cString: text)) }
+        }
+        if let matched { ldap_memfree(matched) }
+        if let text { ldap_memfree(text) }
+        return probe
+    }
 
     func error(_ rc: Int32, _ what: String) -> SourceError {
         var text = "LDAP \(settings.url): \(what): \(String(cString: ldap_err2string(rc))) (\(rc))"

@@ -148,8 +148,8 @@ public final class SCIMDirectorySource: DirectorySource, @unchecked Sendable {
                 logger.warning(
                     "scim request retried",
                     metadata: [
-                        "scim.start_index": "\(startIndex)", "http.attempt": "\(note.attempt)", "http.reason": "\(note.reason)",
-                        "http.retry_in": "\(note.delayMilliseconds)ms",
+                        "scim.start_index": .stringConvertible(startIndex), "http.attempt": .stringConvertible(note.attempt), "http.reason": "\(note.reason)",
+                        "http.retry_in_seconds": .stringConvertible(Double(note.delayMilliseconds) / 1000),
                     ])
             }
         } catch let error as HTTPTransportError {
@@ -157,7 +157,7 @@ public final class SCIMDirectorySource: DirectorySource, @unchecked Sendable {
             if error.isOversized { throw SourceError("SCIM \(usersURL): \(error.description)") }
             throw SourceError("SCIM \(usersURL): \(error.description); check url, the network and ca_file")
         }
-        logger.debug("scim page", metadata: ["scim.start_index": "\(startIndex)", "http.status": "\(response.status)"])
+        logger.debug("scim page", metadata: ["scim.start_index": .stringConvertible(startIndex), "http.status": .stringConvertible(response.status)])
         switch response.status {
         case 200: break
         case 401, 403:

@@ -25,6 +25,7 @@ public struct Planner: Sendable {
     public func plan(directory: DirectorySnapshot, snapshots: [GatewaySnapshot], now: Int64) -> SyncPlan {
         var actions: [SyncAction] = []
         var findings: [SyncFinding] = []
+        var waiting: [GraceWait] = []
         var summaries: [GatewayPlanSummary] = []
         var needed: [String: Set<ConsumerID>] = [:]
         var indexes: [MatchRule.UserField: UserIndex] = [:]
@@ -38,12 +39,15 @@ public struct Planner: Sendable {
             gateway.run()
             actions += gateway.actions
             findings += gateway.findings
+            waiting += gateway.waiting
             if !gateway.detailsNeeded.isEmpty { needed[snapshot.name] = gateway.detailsNeeded }
             summaries.append(
                 GatewayPlanSummary(
                     name: snapshot.name, managed: snapshot.consumers.count, situations: gateway.situations))
         }
-        return SyncPlan(actions: actions, findings: findings, gateways: summaries, detailsNeeded: needed)
+        var plan = SyncPlan(actions: actions, findings: findings, gateways: summaries, detailsNeeded: needed)
+        plan.waiting = waiting
+        return plan
     }
 
     /// Users by normalised match value (a `HashedIndex`); values shared by several users are
@@ -87,6 +91,7 @@ private struct GatewayPlanner {
 
     var actions: [SyncAction] = []
     var findings: [SyncFinding] = []
+    var waiting: [GraceWait] = []
     var situations: [Situation: Int] = [:]
     var detailsNeeded: Set<ConsumerID> = []
 
@@ -132,6 +137,7 @@ private struct GatewayPlanner {
             for part in parts.values {
                 actions += part.actions
                 findings += part.findings
+                waiting += part.waiting
                 situations.merge(part.situations, uniquingKeysWith: +)
                 detailsNeeded.formUnion(part.detailsNeeded)
             }
@@ -146,6 +152,12 @@ private struct GatewayPlanner {
             return (a.keys.first?.id.rawValue ?? "") < (b.keys.first?.id.rawValue ?? "")
         }
         findings.sort { a, b in
+            let na = name(a.consumer), nb = name(b.consumer)
+            return na != nb ? na < nb : a.consumer.id < b.consumer.id
+        }
+        // Soonest first: what a reviewer wants to know is what goes dark next.
+        waiting.sort { a, b in
+            if a.disableAt != b.disableAt { return a.disableAt < b.disableAt }
             let na = name(a.consumer), nb = name(b.consumer)
             return na != nb ? na < nb : a.consumer.id < b.consumer.id
         }
@@ -270,6 +282,10 @@ private struct GatewayPlanner {
                 flagWhy = why
             }
             act(.flag, situation, consumer, user: user, tagsAfter: flaggedTags, reason: flagWhy)
+        }
+        if policy.onMissing != .flag && !wantsBlock && !hasBlock {
+            waiting.append(
+                GraceWait(gateway: gateway, situation: situation, consumer: consumer, user: user, disableAt: TimeFormat.adding(since, grace)))
         }
         let disabledTags = foreign + Marks.orphanTags(since: since, reason: reason, disabled: true)
         if wantsBlock && !hasBlock {

@@ -53,6 +53,23 @@ public struct SyncFinding: Hashable, Sendable {
     }
 }
 
+/// A flagged consumer whose keys still work: the first run at or after `disableAt` disables it.
+public struct GraceWait: Hashable, Sendable {
+    public var gateway: String
+    public var situation: Situation
+    public var consumer: Consumer
+    public var user: DirectoryUser?
+    public var disableAt: Int64
+
+    public init(gateway: String, situation: Situation, consumer: Consumer, user: DirectoryUser?, disableAt: Int64) {
+        self.gateway = gateway
+        self.situation = situation
+        self.consumer = consumer
+        self.user = user
+        self.disableAt = disableAt
+    }
+}
+
 /// Per-gateway figures of a plan.
 public struct GatewayPlanSummary: Hashable, Sendable {
     public var name: String
@@ -71,6 +88,8 @@ public struct SyncPlan: Hashable, Sendable {
     public var actions: [SyncAction]
     public var findings: [SyncFinding]
     public var gateways: [GatewayPlanSummary]
+    /// Flagged consumers still inside their grace period, soonest first, with when a run will disable them.
+    public var waiting: [GraceWait] = []
     /// Consumers planned without their keys and blocks; the engine reads them and plans again.
     public var detailsNeeded: [String: Set<ConsumerID>]
 

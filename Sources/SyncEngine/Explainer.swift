@@ -24,6 +24,9 @@ public struct ExplainEvidence: Sendable {
     public var policy: Policy
     public var protected: Bool
     public var now: Int64
+    /// The words that name the configuration in a suggested command (`--config PATH`), so every
+    /// command the explanation suggests pastes as it is.
+    public var configArguments: [String] = []
 
     public init(
         gateway: String, keyFingerprint: String?, consumer: Consumer?, details: ConsumerDetails?, linkField: String,
@@ -159,7 +162,7 @@ public enum Explainer {
                     return Explanation(
                         cause: .syncDelay, facts: facts,
                         verdict: "flagged while its user was gone; the user is back and the next sync removes the flag",
-                        advice: ["nothing to do: run `idp-sync sync` now to clear the flag early"])
+                        advice: ["nothing to do: run `\(ShellWords.command(["sync"] + e.configArguments))` now to clear the flag early"])
                 }
                 return Explanation(
                     cause: .withinGrace, facts: facts,
@@ -174,13 +177,13 @@ public enum Explainer {
                 advice: ["the failure has another cause: a key ttl, an ACL, a rate limit or another plugin"])
         }
 
-        let restoreHint = lastRun.map { "to undo that run: idp-sync restore --config … --run \($0)" }
+        let restoreHint = lastRun.map { "to undo that run: \(ShellWords.command(["restore"] + e.configArguments + ["--run", $0]))" }
         switch e.directory {
         case .active:
             return Explanation(
                 cause: .syncDelay, facts: facts,
                 verdict: "disabled by idp-sync while its user was gone; the user is active again and the next sync restores it",
-                advice: ["run `idp-sync sync` now (or wait for the timer) to restore the consumer"])
+                advice: ["run `\(ShellWords.command(["sync"] + e.configArguments))` now (or wait for the timer) to restore the consumer"])
         case .deactivated(let u):
             return Explanation(
                 cause: .userDisabled, facts: facts,

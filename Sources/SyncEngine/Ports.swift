@@ -7,6 +7,45 @@ public protocol DirectorySource: Sendable {
     func checkConnection() async throws -> String
     /// One user by id or username, for `explain`; by default from a full snapshot.
     func lookup(_ value: String, by field: MatchRule.UserField) async throws -> DirectoryLookup
+    /// What a run needs, proven with bounded requests (`check-config --connect`): by default the
+    /// connection alone; an adapter adds what its reads rely on (a base, a filter, read access).
+    func checkReadiness() async -> [ReadinessCheck]
+}
+
+/// One line of `check-config --connect`: what was proven, or what a run would trip over.
+public struct ReadinessCheck: Sendable, Equatable {
+    public enum Status: String, Sendable {
+        case ok
+        /// Works, but probably not what the operator meant (a filter or tag that matches nothing).
+        case warning
+        case failed
+    }
+
+    /// `source`, `gateway NAME`, `journal`.
+    public var subject: String
+    public var status: Status
+    public var detail: String
+
+    public init(_ subject: String, _ status: Status, _ detail: String) {
+        self.subject = subject
+        self.status = status
+        self.detail = detail
+    }
+
+    /// `checkConnection()` as one check.
+    static func connection(_ subject: String, _ check: () async throws -> String) async -> ReadinessCheck {
+        do {
+            return ReadinessCheck(subject, .ok, try await check())
+        } catch {
+            return ReadinessCheck(subject, .failed, "\(error)")
+        }
+    }
+}
+
+extension DirectorySource {
+    public func checkReadiness() async -> [ReadinessCheck] {
+        [await ReadinessCheck.connection("source") { try await checkConnection() }]
+    }
 }
 
 /// What the directory says about one user, for `explain`.
@@ -86,10 +125,17 @@ public protocol Gateway: Sendable {
     /// Reaches the gateway with its credentials and says, in one line, what answered (product and
     /// version); throws when it cannot be used.
     func checkConnection() async throws -> String
+    /// What a run needs, proven with bounded requests (`check-config --connect`): by default the
+    /// connection alone; an adapter adds the scope it reads (at least one managed consumer).
+    func checkReadiness() async -> [ReadinessCheck]
 }
 
 extension Gateway {
     public var concurrency: Int { 1 }
+
+    public func checkReadiness() async -> [ReadinessCheck] {
+        [await ReadinessCheck.connection("gateway \(name)") { try await checkConnection() }]
+    }
 
     /// Removes our marks, keeping every other tag.
     public func unmark(_ id: ConsumerID, keeping: [String]) async throws -> Consumer {

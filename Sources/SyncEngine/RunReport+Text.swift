@@ -1,10 +1,33 @@
 import SyncCore
 
+/// How the text report is laid out for the person reading it.
+public struct ReportStyle: Sendable {
+    /// ANSI colours (the CLI decides: `--color`, `NO_COLOR`, `TERM`).
+    public var color: Bool
+    /// Columns every line fits in (the terminal's, at most 120); long names and reasons are cut
+    /// with `…` (the JSON report keeps them whole).
+    public var width: Int
+    /// The words that name the configuration (`--config PATH`), repeated in every suggested command.
+    public var configArguments: [String]
+    /// The reader's clock, for "in 3h" next to a grace period's end.
+    public var now: Int64?
+
+    public init(color: Bool = false, width: Int = 120, configArguments: [String] = [], now: Int64? = nil) {
+        self.color = color
+        self.width = width
+        self.configArguments = configArguments
+        self.now = now
+    }
+}
+
 extension RunReport {
-    /// The plan as a person reviews it: one line per action or finding, grouped by gateway, then totals.
-    public func text(color: Bool = false) -> String {
+    /// The plan as a person reviews it, the same for `sync` and `restore`: one aligned table per
+    /// gateway (changes, findings, consumers waiting out their grace period), then totals.
+    public func text(color: Bool = false) -> String { text(style: ReportStyle(color: color)) }
+
+    public func text(style: ReportStyle) -> String {
         var out: [String] = []
-        func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+        func paint(_ s: String, _ code: String) -> String { style.color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
         // Every value that came from a directory, a gateway or a file goes through the one escaper.
         func e(_ s: String) -> String { TextEscape.visible(s) }
         let header = dryRun ? "Plan (dry run: nothing will be written)" : "Run \(run ?? "")"
@@ -12,50 +35,54 @@ extension RunReport {
         if let users {
             out.append("  source: \(sourceType), \(users) users\(sourceComplete ? ", complete" : "")")
         }
-        if let plan, plan.gateways.isEmpty, !plan.actions.isEmpty || !skipped.isEmpty {
-            for (i, action) in plan.actions.enumerated() {
-                var line = "  + \(action.kind.rawValue.padding(8)) \(e(action.gateway))/\(e(Self.name(action.consumer)))  \(e(action.reason))"
-                if !dryRun {
-                    switch outcomes[i] {
-                    case .applied: line += "  → applied"
-                    case .failed(let error): line += "  → " + paint("FAILED: \(e(error))", "31")
-                    case nil: line += "  → not attempted"
-                    }
-                }
-                out.append(line)
-            }
-        }
         if let plan {
-            for gateway in plan.gateways {
+            // Gateways in the order read; a restore reads none, so its gateways come from its actions.
+            var names = plan.gateways.map(\.name)
+            for action in plan.actions where !names.contains(action.gateway) { names.append(action.gateway) }
+            let managed = Dictionary(plan.gateways.map { ($0.name, $0.managed) }, uniquingKeysWith: { a, _ in a })
+            let showOutcome = !dryRun && refused == nil
+            for name in names {
                 out.append("")
-                out.append("gateway \(e(gateway.name)): \(gateway.managed) managed consumers")
-                let actions = plan.actions.enumerated().filter { $0.element.gateway == gateway.name }
-                let findings = plan.findings.filter { $0.gateway == gateway.name }
-                if actions.isEmpty && findings.isEmpty { out.append("  no changes") }
-                for (i, action) in actions {
-                    let symbol: String
-                    switch action.kind {
-                    case .flag: symbol = paint("~ flag      ", "33")
-                    case .disable: symbol = paint("- disable   ", "31")
-                    case .deleteKey: symbol = paint("- delete-key", "31")
-                    case .unflag: symbol = paint("+ unflag    ", "32")
-                    case .restore: symbol = paint("+ restore   ", "32")
-                    }
-                    var line = "  \(symbol) \(e(Self.name(action.consumer)))  [\(action.situation.rawValue)]"
-                    if action.kind == .deleteKey, let key = action.keys.first { line += " key \(key.fingerprint)" }
-                    line += "  \(e(action.reason))"
-                    if !dryRun {
+                out.append("gateway \(e(name))" + (managed[name].map { ": \($0) managed consumers" } ?? ""))
+                var rows: [Row] = []
+                for (i, action) in plan.actions.enumerated() where action.gateway == name {
+                    var reason = action.reason
+                    if action.kind == .deleteKey, let key = action.keys.first { reason = "key \(key.fingerprint); " + reason }
+                    var outcome = ""
+                    if showOutcome {
                         switch outcomes[i] {
-                        case .applied: line += "  → applied"
-                        case .failed(let error): line += "  → " + paint("FAILED: \(e(error))", "31")
-                        case nil: if refused == nil { line += "  → not attempted" }
+                        case .applied: outcome = "applied"
+                        case .failed: outcome = "FAILED"
+                        case nil: outcome = "skipped"
                         }
                     }
-                    out.append(line)
+                    rows.append(
+                        Row(
+                            symbol: Self.symbol(action.kind), kind: action.kind.rawValue, consumer: e(Self.shortName(action.consumer)),
+                            situation: action.situation.rawValue, outcome: outcome, detail: e(reason),
+                            tint: Self.tint(action.kind)))
                 }
-                for finding in findings {
-                    out.append(
-                        "  ! \(finding.situation.rawValue.padding(10))\(e(Self.name(finding.consumer)))  \(e(finding.reason))")
+                for finding in plan.findings where finding.gateway == name {
+                    rows.append(
+                        Row(
+                            symbol: "!", kind: "report", consumer: e(Self.shortName(finding.consumer)),
+                            situation: finding.situation.rawValue, outcome: "", detail: e(finding.reason),
+                            tint: finding.situation == .conflict ? "31" : "35"))
+                }
+                for wait in plan.waiting where wait.gateway == name {
+                    var detail = "disable at \(TimeFormat.rfc3339(wait.disableAt))"
+                    if let now = style.now {
+                        detail += wait.disableAt > now ? " (in \(TimeFormat.duration(wait.disableAt - now)))" : " (due)"
+                    }
+                    rows.append(
+                        Row(
+                            symbol: "…", kind: "waiting", consumer: e(Self.shortName(wait.consumer)),
+                            situation: wait.situation.rawValue, outcome: "", detail: detail, tint: "2"))
+                }
+                if rows.isEmpty {
+                    out.append("  no changes")
+                } else {
+                    out += Self.table(rows, outcome: showOutcome, style: style, paint: paint)
                 }
             }
             out.append("")
@@ -69,18 +96,88 @@ extension RunReport {
                 situations[s].map { "\($0) \(s.rawValue)" }
             }
             out.append("Actions: " + (actionCounts.isEmpty ? "none" : actionCounts.joined(separator: ", ")))
-            out.append("Consumers: " + (situationCounts.isEmpty ? "none" : situationCounts.joined(separator: ", ")))
+            if !plan.gateways.isEmpty {
+                out.append("Consumers: " + (situationCounts.isEmpty ? "none" : situationCounts.joined(separator: ", ")))
+            }
+            if !plan.waiting.isEmpty {
+                out.append("Waiting: \(plan.waiting.count) flagged, next disable \(TimeFormat.rfc3339(plan.waiting[0].disableAt))")
+            }
             if let planHash { out.append("Plan hash: \(planHash)") }
         }
         if let refused {
             out.append(paint("REFUSED (\(refused.cause.rawValue)): \(e(refused.detail))", "31"))
             if [.brakeCount, .brakePercent].contains(refused.cause), let planHash {
-                out.append("If this plan is right, apply it with: idp-sync sync --accept-plan \(planHash)")
+                out.append("If this plan is right, apply it with:")
+                out.append("  " + ShellWords.command(["sync"] + style.configArguments + ["--accept-plan", planHash]))
+            }
+            if refused.cause == .shrink, let users {
+                out.append("If the directory really has \(users) users now, accept that once with:")
+                out.append("  " + ShellWords.command(["sync"] + style.configArguments + ["--accept-users", String(users)]))
             }
         }
         for note in skipped { out.append("skipped: \(e(note))") }
         for error in errors { out.append(paint("error: \(e(error))", "31")) }
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// One line of a gateway's table, before layout.
+    struct Row {
+        var symbol: String
+        var kind: String
+        var consumer: String
+        var situation: String
+        var outcome: String
+        var detail: String
+        var tint: String
+    }
+
+    /// Aligned columns: ACTION, CONSUMER (at most 32), SITUATION, OUTCOME (real runs), DETAIL (the
+    /// rest of the width, at least 24).
+    static func table(
+        _ rows: [Row], outcome: Bool, style: ReportStyle, paint: (String, String) -> String
+    ) -> [String] {
+        let consumerWidth = min(32, max("CONSUMER".count, rows.map(\.consumer.count).max() ?? 0))
+        let situationWidth = max("SITUATION".count, rows.map(\.situation.count).max() ?? 0)
+        let outcomeWidth = outcome ? 7 : 0
+        let fixed = 2 + 12 + 1 + consumerWidth + 2 + situationWidth + 2 + (outcome ? outcomeWidth + 2 : 0)
+        let detailWidth = max(24, style.width - fixed)
+        func line(_ action: String, _ consumer: String, _ situation: String, _ result: String, _ detail: String) -> String {
+            var text = "  " + action + " " + consumer.fitted(consumerWidth) + "  " + situation.fitted(situationWidth) + "  "
+            if outcome { text += result + "  " }
+            return (text + detail.cut(detailWidth)).trimmingTrailingSpaces
+        }
+        var lines = [
+            line(
+                "ACTION".fitted(12), "CONSUMER", "SITUATION", outcome ? "OUTCOME".fitted(outcomeWidth) : "", "DETAIL")
+        ]
+        for row in rows {
+            let action = paint("\(row.symbol) \(row.kind)".fitted(12), row.tint)
+            let result = row.outcome == "FAILED" ? paint(row.outcome.fitted(outcomeWidth), "31") : row.outcome.fitted(outcomeWidth)
+            lines.append(line(action, row.consumer, row.situation, result, row.detail))
+        }
+        return lines
+    }
+
+    static func symbol(_ kind: ActionKind) -> String {
+        switch kind {
+        case .flag: "~"
+        case .disable, .deleteKey: "-"
+        case .unflag, .restore: "+"
+        }
+    }
+
+    static func tint(_ kind: ActionKind) -> String {
+        switch kind {
+        case .flag: "33"
+        case .disable, .deleteKey: "31"
+        case .unflag, .restore: "32"
+        }
+    }
+
+    /// The name a table shows: the username, else `custom_id=…`, else the id (JSON has all three).
+    static func shortName(_ consumer: Consumer) -> String {
+        if let username = consumer.username, !username.isEmpty { return username }
+        return name(consumer)
     }
 
     static func name(_ consumer: Consumer) -> String {
@@ -93,7 +190,20 @@ extension RunReport {
 }
 
 extension String {
-    fileprivate func padding(_ width: Int) -> String {
-        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    /// Exactly `width` characters: cut with `…`, or padded with spaces.
+    fileprivate func fitted(_ width: Int) -> String {
+        let cut = self.cut(width)
+        return cut.count >= width ? cut : cut + String(repeating: " ", count: width - cut.count)
+    }
+
+    /// At most `width` characters, the last one `…` when cut.
+    fileprivate func cut(_ width: Int) -> String {
+        count <= width ? self : String(prefix(max(0, width - 1))) + "…"
+    }
+
+    fileprivate var trimmingTrailingSpaces: String {
+        var s = Substring(self)
+        while s.last == " " { s.removeLast() }
+        return String(s)
     }
 }

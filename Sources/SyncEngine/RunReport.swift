@@ -73,6 +73,14 @@ public struct RunReport: Sendable {
             "refused": refused.map { ["cause": .string($0.cause.rawValue), "detail": .string($0.detail)] } ?? .null,
             "errors": JSONValue(errors),
             "skipped": JSONValue(skipped),
+            "waiting": .array(
+                (plan?.waiting ?? []).map { wait in
+                    [
+                        "gateway": .string(wait.gateway), "situation": .string(wait.situation.rawValue),
+                        "consumer": wait.consumer.json, "user": wait.user?.json ?? .null,
+                        "disable_at": .string(TimeFormat.rfc3339(wait.disableAt)),
+                    ]
+                }),
         ]
     }
 }

@@ -65,7 +65,7 @@ public struct RunSession: Sendable {
                 "the previous run was interrupted",
                 metadata: [
                     "sync.previous_run": "\(interrupted.run)",
-                    "sync.intents_without_outcome": "\(interrupted.intentsWithoutOutcome.count)",
+                    "sync.intents_without_outcome": .stringConvertible(interrupted.intentsWithoutOutcome.count),
                 ])
         }
         return RunSession(journal: opened.store, started: started, lastGoodUsers: opened.lastGoodUsers, lock: opened.lock)

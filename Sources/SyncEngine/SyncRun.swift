@@ -85,9 +85,9 @@ public struct SyncRun: Sendable {
             logger.info(
                 "directory read",
                 metadata: [
-                    "sync.users": "\(snapshot.users.count)",
-                    "sync.deactivated": "\(snapshot.users.filter { $0.state == .deactivated }.count)",
-                    "sync.duration": "\(Self.seconds(since: started))",
+                    "sync.users": .stringConvertible(snapshot.users.count),
+                    "sync.deactivated": .stringConvertible(snapshot.users.filter { $0.state == .deactivated }.count),
+                    "sync.duration_seconds": Self.seconds(since: started),
                 ])
         case .failure(let error):
             return refuse(&report, Refusal(cause: .sourceError, detail: error.description), journal: journal, logger: logger)
@@ -101,8 +101,8 @@ public struct SyncRun: Sendable {
                 logger.info(
                     "gateway read",
                     metadata: [
-                        "sync.gateway": "\(gateway.name)", "sync.managed": "\(snapshot.consumers.count)",
-                        "sync.disabled_by_us": "\(snapshot.ourBlocks.count)", "sync.duration": "\(Self.seconds(since: started))",
+                        "sync.gateway": "\(gateway.name)", "sync.managed": .stringConvertible(snapshot.consumers.count),
+                        "sync.disabled_by_us": .stringConvertible(snapshot.ourBlocks.count), "sync.duration_seconds": Self.seconds(since: started),
                     ])
             case .failure(let error):
                 report.errors.append(error.description)
@@ -138,10 +138,10 @@ public struct SyncRun: Sendable {
         report.plan = plan
         report.planHash = plan.hash
         var planMetadata: Logger.Metadata = [
-            "sync.actions": "\(plan.actions.count)", "sync.plan_hash": "\(plan.hash)",
-            "sync.duration": "\(Self.seconds(since: started))",
+            "sync.actions": .stringConvertible(plan.actions.count), "sync.plan_hash": "\(plan.hash)",
+            "sync.duration_seconds": Self.seconds(since: started),
         ]
-        for (key, n) in plan.counts { planMetadata["sync.count.\(key)"] = "\(n)" }
+        for (key, n) in plan.counts { planMetadata["sync.count.\(key)"] = .stringConvertible(n) }
         logger.info("plan ready", metadata: planMetadata)
 
         // 4. Brakes, unless the operator accepted exactly this plan.
@@ -179,8 +179,8 @@ public struct SyncRun: Sendable {
         logger.info(
             "writes done",
             metadata: [
-                "sync.applied": "\(applied.outcomes.count - failures)", "sync.failed": "\(failures)",
-                "sync.stopped": "\(applied.stopped)", "sync.duration": "\(Self.seconds(since: writesStarted))",
+                "sync.applied": .stringConvertible(applied.outcomes.count - failures), "sync.failed": .stringConvertible(failures),
+                "sync.stopped": .stringConvertible(applied.stopped), "sync.duration_seconds": Self.seconds(since: writesStarted),
             ])
         report.errors += applied.errors
         if !applied.errors.isEmpty { statuses.append(.error) }
@@ -200,10 +200,11 @@ public struct SyncRun: Sendable {
         return report
     }
 
-    static func seconds(since start: ContinuousClock.Instant) -> String {
+    /// Seconds since `start`, to the millisecond, as a number (JSON logs keep it one).
+    static func seconds(since start: ContinuousClock.Instant) -> Logger.Metadata.Value {
         let d = ContinuousClock.now - start
         let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-        return "\(Double(ms) / 1000)s"
+        return .stringConvertible(Double(ms) / 1000)
     }
 
     private func readDirectory() async -> Result<DirectorySnapshot, SourceError> {

@@ -43,6 +43,41 @@ public final class JournalLock: @unchecked Sendable {
         flock(fd, LOCK_UN)
         close(fd)
     }
+
+    /// Where the lock stands, for `check-config --connect`.
+    public enum Probe: Equatable, Sendable {
+        /// No run holds it (or no run has created it yet).
+        case free
+        /// A live run or `watch` holds it.
+        case held(pid: String)
+    }
+
+    /// Whether a run could take the lock now, without taking it or creating anything: the directory
+    /// is checked like a run's (owner, mode, ACLs) and must be writable by this process.
+    public static func probe(journalPath: String) throws -> Probe {
+        let (path, name) = SafeDirectory.split(journalPath)
+        let directory = try JournalFile.directory(path)
+        guard faccessat(directory.fd, ".", W_OK, AT_EACCESS) == 0 else {
+            throw JournalError.unsafe(
+                "the journal directory \(directory.path) is not writable by uid \(geteuid()): \(String(cString: strerror(errno)))")
+        }
+        guard directory.exists(name + ".lock") else { return .free }
+        let fd: Int32
+        do {
+            fd = try directory.open(name + ".lock", O_RDONLY)
+        } catch {
+            throw JournalError.unsafe("cannot open the lock: \(error)")
+        }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) != 0 else {
+            flock(fd, LOCK_UN)
+            return .free
+        }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = pread(fd, &buffer, 32, 0)
+        let text = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingWhitespace : ""
+        return .held(pid: !text.isEmpty && text.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } ? text : "unknown")
+    }
 }
 
 extension String {

@@ -101,7 +101,8 @@ struct CommandTests {
         let restore = try Restore.parse(["--config", path, "--run", run])
         let restoreCode = await exitCode { try await restore.run(context: context(g, users: users, captured: restored)) }
         #expect(restoreCode == 0, "\(restored.errors.withLock { $0 })")
-        #expect(restored.text.withLock { $0 }.contains("restore  mem/bob"))
+        let table = restored.text.withLock { $0 }.split(separator: "\n")
+        #expect(table.contains { $0.contains("+ restore") && $0.contains(" bob ") && $0.contains("applied") }, "\(table)")
         #expect(g.current.blocks[ConsumerID("c-2")] == nil)
         #expect(g.current.consumers[ConsumerID("c-2")]?.tags == ["idp-managed"])
         #expect(try JournalCheck.verify(dir + "/journal.jsonl"))
@@ -127,8 +128,9 @@ struct CommandTests {
         let code = await exitCode { try await check.run(context: context(g, users: users, captured: captured)) }
         #expect(code == 0)
         let text = captured.text.withLock { $0 }
-        #expect(text.contains("ok    source   memory directory: 1 users"))
-        #expect(text.contains("ok    gateway  mem: memory gateway mem"))
+        #expect(text.contains("ok    source       memory directory: 1 users"), "\(text)")
+        #expect(text.contains("ok    gateway mem  memory gateway mem"), "\(text)")
+        #expect(text.contains("ok    journal "), "\(text)")
     }
 }
 

@@ -115,7 +115,8 @@ struct JournalCommandTests {
 
         let dry = try idpSync(["restore", "--config", s.config, "--run", run, "--dry-run"])
         #expect(dry.status == 0)
-        #expect(dry.stdout.contains("restore  demo/carol"))
+        #expect(dry.stdout.contains("gateway demo"), "\(dry.stdout)")
+        #expect(dry.stdout.split(separator: "\n").contains { $0.contains("+ restore") && $0.contains(" carol ") }, "\(dry.stdout)")
         #expect(dry.stdout.contains("skipped: gateway demo: frank"))
         #expect(try await s.plugins("carol").count == 1)
 
