@@ -131,16 +131,17 @@ extension RunReport {
         var tint: String
     }
 
-    /// Aligned columns: ACTION, CONSUMER (at most 32), SITUATION, OUTCOME (real runs), DETAIL (the
-    /// rest of the width, at least 24).
+    /// Aligned columns: ACTION, CONSUMER, SITUATION, OUTCOME (real runs), DETAIL. DETAIL gets at
+    /// least 40 columns; CONSUMER what is left, at most 32 and at least 8.
     static func table(
         _ rows: [Row], outcome: Bool, style: ReportStyle, paint: (String, String) -> String
     ) -> [String] {
-        let consumerWidth = min(32, max("CONSUMER".count, rows.map(\.consumer.count).max() ?? 0))
         let situationWidth = max("SITUATION".count, rows.map(\.situation.count).max() ?? 0)
         let outcomeWidth = outcome ? 7 : 0
-        let fixed = 2 + 12 + 1 + consumerWidth + 2 + situationWidth + 2 + (outcome ? outcomeWidth + 2 : 0)
-        let detailWidth = max(24, style.width - fixed)
+        let others = 2 + 12 + 1 + 2 + situationWidth + 2 + (outcome ? outcomeWidth + 2 : 0)
+        let consumerWidth = min(
+            max(8, style.width - others - 40), 32, max("CONSUMER".count, rows.map(\.consumer.count).max() ?? 0))
+        let detailWidth = max(40, style.width - others - consumerWidth)
         func line(_ action: String, _ consumer: String, _ situation: String, _ result: String, _ detail: String) -> String {
             var text = "  " + action + " " + consumer.fitted(consumerWidth) + "  " + situation.fitted(situationWidth) + "  "
             if outcome { text += result + "  " }
