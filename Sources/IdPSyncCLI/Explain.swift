@@ -62,7 +62,7 @@ struct Explain: AsyncParsableCommand {
             policy: config.policy, isProtected: { planner.isProtected($0) },
             history: { consumerID, fingerprint in
                 var entries: [JournalEntry] = []
-                let query = consumerID.map { JournalQuery(consumer: $0) } ?? JournalQuery(keyFingerprint: fingerprint)
+                let query = consumerID.map { JournalQuery(consumer: [$0]) } ?? JournalQuery(keyFingerprint: fingerprint)
                 try JournalReader(path: journalPath).read(query: query) { record, _ in
                     if let entry = JournalEntry(record: record) { entries.append(entry) }
                 }

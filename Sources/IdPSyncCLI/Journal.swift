@@ -39,32 +39,52 @@ struct Journal: ParsableCommand {
             commandName: "show",
             abstract: "Print the journal's records, filtered (the default subcommand).",
             discussion: """
-                Filters combine: a record must match all. --since/--until take RFC 3339 times, dates \
-                (2026-11-30) or ages (90s, 15m, 2h, 7d). --follow keeps printing records as runs append them.
+                Filters of different kinds combine (a record must match each); a filter given twice means \
+                either value. --since/--until take RFC 3339 times, local dates and times (2026-11-30, \
+                2026-11-30 14:00, 14:00), today, yesterday, now, and ages (90s, 2h, 7d, -2h, 2h ago). Text shows \
+                local times (TZ), or UTC with --utc; json and jsonl print the records as stored. --follow starts \
+                with the last 10 records (unless --since or --lines), then prints records as runs append them. \
+                On a terminal, text goes through $PAGER (else less); --no-pager prints directly.
                 """)
 
         @OptionGroup var location: Location
 
-        @Option(name: .customLong("run"), help: "Only this run (r-…).")
-        var runID: String?
+        @Option(name: .customLong("run"), help: "Only this run (r-…); repeat for either.")
+        var runID: [String] = []
 
-        @Option(name: .long, help: "Records at or after this time or age (2h, 7d).")
+        // Unconditional: `--since -2h` is a value, not an option.
+        @Option(
+            name: .long, parsing: .unconditional,
+            help: "Records at or after this time (2026-11-30 14:00, yesterday, 2h ago).")
         var since: String?
 
-        @Option(name: .long, help: "Records at or before this time or age.")
+        @Option(name: .long, parsing: .unconditional, help: "Records at or before this time.")
         var until: String?
 
-        @Option(name: .long, help: "A consumer's id, username or custom_id.")
-        var consumer: String?
+        @Option(name: .long, help: "A consumer's id, username or custom_id; repeat for either.")
+        var consumer: [String] = []
 
-        @Option(name: .long, help: "A user's id or username.")
-        var user: String?
+        @Option(name: .long, help: "A user's id or username; repeat for either.")
+        var user: [String] = []
 
-        @Option(name: .long, help: "flag, disable, delete-key, unflag or restore.")
-        var action: String?
+        @Option(name: .long, help: "flag, disable, delete-key, unflag or restore; repeat for either.")
+        var action: [String] = []
 
-        @Option(name: .long, help: "A gateway's name.")
-        var gateway: String?
+        @Option(name: .long, help: "A gateway's name; repeat for either.")
+        var gateway: [String] = []
+
+        @Option(
+            name: [.customShort("n"), .customLong("lines")], help: "Only the last N records (with --runs: runs), or all.")
+        var lines: LineCount?
+
+        @Flag(name: .shortAndLong, help: "Newest first.")
+        var reverse = false
+
+        @Flag(name: .long, help: "Show times in UTC instead of local time (text output).")
+        var utc = false
+
+        @Flag(name: .customLong("no-pager"), help: "Do not page text output on a terminal.")
+        var noPager = false
 
         @Option(name: .long, help: "text, json or jsonl.")
         var output: JournalOutput = .text
@@ -79,51 +99,106 @@ struct Journal: ParsableCommand {
             case text, json, jsonl
         }
 
+        /// `-n`: a count of records, or `all`.
+        struct LineCount: ExpressibleByArgument {
+            var last: Int?
+
+            init?(argument: String) {
+                if argument == "all" {
+                    last = nil
+                } else if let n = Int(argument), n >= 0 {
+                    last = n
+                } else {
+                    return nil
+                }
+            }
+        }
+
+        /// Writing to standard output failed (the pager was quit): stop quietly.
+        struct OutputClosed: Error {}
+
         func validate() throws {
-            if let action, ActionKind(rawValue: action) == nil {
-                throw ValidationError("--action must be one of \(ActionKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            for action in action where ActionKind(rawValue: action) == nil {
+                let kinds = ActionKind.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("--action must be one of \(kinds), not '\(action.escapedForTerminal)'")
             }
             if follow && (runs || output == .json) {
                 throw ValidationError("--follow prints records as text or jsonl; it cannot be combined with --runs or --output json")
             }
-            _ = try bound(since, "--since")
-            _ = try bound(until, "--until")
+            if follow && reverse { throw ValidationError("--follow and --reverse cannot be combined") }
+            _ = try query(now: Environment.unixNow())
         }
 
-        func bound(_ text: String?, _ name: String) throws -> String? {
-            guard let text else { return nil }
-            if let age = TimeFormat.parseDuration(text) { return TimeFormat.rfc3339(TimeFormat.subtracting(Environment.unixNow(), age)) }
-            if let time = TimeFormat.parseRFC3339(text) { return TimeFormat.rfc3339(time) }
-            throw ValidationError("\(name) '\(text)' is neither an RFC 3339 time, a date (2026-11-30) nor an age (2h, 7d)")
+        /// The filters, with --since/--until read as local time where they name no offset.
+        func query(now: Int64) throws -> JournalQuery {
+            func bound(_ text: String?, _ name: String) throws -> String? {
+                guard let text else { return nil }
+                guard let time = TimeFormat.parseExpression(text, now: now, utcOffset: LocalTime.utcOffset(at:)) else {
+                    throw ValidationError(
+                        "\(name) '\(text.escapedForTerminal)' is not a time; use \(TimeFormat.expressionForms)")
+                }
+                return TimeFormat.rfc3339(time)
+            }
+            return JournalQuery(
+                run: runID, since: try bound(since, "--since"), until: try bound(until, "--until"), consumer: consumer,
+                user: user, action: action, gateway: gateway)
+        }
+
+        /// How a record's time is shown in text.
+        var showTime: (String) -> String {
+            if utc { return { $0 } }
+            return LocalTime.show
         }
 
         func run() throws {
             let path = try location.path()
-            let query = JournalQuery(
-                run: runID, since: try bound(since, "--since"), until: try bound(until, "--until"), consumer: consumer,
-                user: user, action: action, gateway: gateway)
+            let query = try query(now: Environment.unixNow())
             let reader = JournalReader(path: path)
+            if follow { try followRecords(reader, query) }
+            let pager = output == .text && !noPager ? Pager.start(environment: Environment.all) : nil
             var problems = ReadProblems()
-            if runs {
-                do {
+            let result = Result {
+                if runs {
                     try printRuns(reader, query, &problems)
-                } catch {
-                    Console.error("error: \(error)\n")
-                    throw ExitCode(1)
+                } else {
+                    try printRecords(reader, query, &problems)
                 }
-                try finish(problems)
-                return
             }
-            var printer = RecordPrinter(output: output)
+            pager?.finish()
+            switch result {
+            case .success, .failure(is OutputClosed): break
+            case .failure(let error):
+                Console.error("error: \(error)\n")
+                throw ExitCode(1)
+            }
+            try finish(problems)
+        }
+
+        func printRecords(_ reader: JournalReader, _ query: JournalQuery, _ problems: inout ReadProblems) throws {
+            var printer = RecordPrinter(output: output, time: showTime)
+            try reader.read(query: query, last: lines?.last, reverse: reverse, problems: &problems) { record, line in
+                printer.print(record, line)
+                if Pager.outputClosed { throw OutputClosed() }
+            }
+            printer.finish()
+        }
+
+        /// journalctl -f: the last 10 matching records (or what --since or --lines say), then each
+        /// one appended, until a signal stops it.
+        func followRecords(_ reader: JournalReader, _ query: JournalQuery) throws -> Never {
+            let last = lines.map(\.last) ?? (since == nil ? 10 : nil)
+            var printer = RecordPrinter(output: output, time: showTime)
+            var problems = ReadProblems()
             var offset: Int64 = 0
             do {
-                offset = try reader.read(query: query, problems: &problems) { record, line in printer.print(record, line) }
+                offset = try reader.read(query: query, last: last, reverse: false, problems: &problems) {
+                    printer.print($0, $1)
+                }
             } catch {
                 Console.error("error: \(error)\n")
                 throw ExitCode(1)
             }
-            printer.finish()
-            guard follow else { return try finish(problems) }
+            fflush(nil)
             if !problems.isEmpty { Console.error("warning: \(problems.warning)\n") }
             while true {
                 usleep(250_000)
@@ -147,10 +222,10 @@ struct Journal: ParsableCommand {
             var runs: [String: RunSummary] = [:]
             var order: [String] = []
             var all = query
-            all.consumer = nil
-            all.user = nil
-            all.action = nil
-            all.gateway = nil
+            all.consumer = []
+            all.user = []
+            all.action = []
+            all.gateway = []
             try reader.read(query: all, problems: &problems) { record, _ in
                 guard let id = record["run"]?.stringValue else { return }
                 if runs[id] == nil {
@@ -159,17 +234,20 @@ struct Journal: ParsableCommand {
                 }
                 runs[id]!.add(record)
             }
+            if let last = lines?.last { order = Array(order.suffix(last)) }
+            if reverse { order.reverse() }
             if output == .text {
-                print("RUN                        STARTED               OUTCOME    EXIT  USERS  APPLIED FAILED  NOTE")
+                print(order.isEmpty ? RecordPrinter.noEntries : RunSummary.header)
             }
             var items: [JSONValue] = []
             for id in order {
                 let r = runs[id]!
                 switch output {
-                case .text: print(r.line)
+                case .text: print(r.line(time: showTime))
                 case .json: items.append(r.json)
                 case .jsonl: print(r.json.canonical)
                 }
+                if Pager.outputClosed { throw OutputClosed() }
             }
             if output == .json { print(JSONValue.array(items).pretty) }
         }

@@ -3,11 +3,19 @@ import SyncEngine
 
 /// Prints journal records: text grouped by run, a JSON array, or the lines as they are.
 struct RecordPrinter {
+    /// What text output says when no record matched (journalctl's words).
+    static let noEntries = "-- No entries --"
+
     let output: Journal.Show.JournalOutput
+    /// How a record's stored time is shown in text (local or UTC).
+    let time: (String) -> String
     private var currentRun: String?
     private var first = true
 
-    init(output: Journal.Show.JournalOutput) { self.output = output }
+    init(output: Journal.Show.JournalOutput, time: @escaping (String) -> String = { $0 }) {
+        self.output = output
+        self.time = time
+    }
 
     mutating func print(_ record: JSONValue, _ line: String) {
         switch output {
@@ -22,20 +30,25 @@ struct RecordPrinter {
                 Swift.print("── run \(TextEscape.visible(run)) " + String(repeating: "─", count: max(0, 60 - run.count)))
                 currentRun = run
             }
-            Swift.print(TextEscape.visible(Self.text(record)))
+            Swift.print(TextEscape.visible(Self.text(record, time: time)))
         }
         first = false
     }
 
+    /// Closes the JSON array; text says when nothing matched.
     func finish() {
-        if output == .json { Swift.print(first ? "[]" : "\n]") }
+        switch output {
+        case .json: Swift.print(first ? "[]" : "\n]")
+        case .text where first: Swift.print(Self.noEntries)
+        default: break
+        }
     }
 
     /// One line per record, from the typed record (a record this version does not know is named,
     /// not guessed at).
-    static func text(_ r: JSONValue) -> String {
+    static func text(_ r: JSONValue, time: (String) -> String = { $0 }) -> String {
         guard let entry = JournalEntry(record: r) else { return "     ? not a journal record" }
-        var line = "\(String(entry.seq).leftPadded(6)) \(entry.time) "
+        var line = "\(String(entry.seq).leftPadded(6)) \(time(entry.time)) "
         switch entry.event {
         case .intent(let a):
             line += "intent   \(a.action.rawValue.rightPadded(10)) \(a.gateway)/\(name(a.consumer))"
@@ -118,9 +131,15 @@ struct RunSummary {
         }
     }
 
-    var line: String {
+    static let header = [
+        "RUN".rightPadded(26), "STARTED".rightPadded(26), "OUTCOME".rightPadded(10), "EXIT", "USERS".leftPadded(6),
+        "APPLIED".leftPadded(8), "FAILED", "NOTE",
+    ].joined(separator: " ")
+
+    /// One row under `header`; `time` shows the start time (local or UTC).
+    func line(time: (String) -> String) -> String {
         [
-            id.rightPadded(26), (started ?? "?").rightPadded(21), outcome.rightPadded(10),
+            id.rightPadded(26), (started.map(time) ?? "?").rightPadded(26), outcome.rightPadded(10),
             (exitCode.map { String($0) } ?? "-").leftPadded(4), (users.map { String($0) } ?? "-").leftPadded(6),
             String(applied).leftPadded(8), String(failed).leftPadded(6), note,
         ].joined(separator: " ").trimmingTrailingSpaces.escapedForTerminal

@@ -52,7 +52,7 @@ struct Restore: AsyncParsableCommand {
         }
         var entries: [JournalEntry] = []
         do {
-            try JournalReader(path: config.journalPath).read(query: JournalQuery(run: target)) { record, _ in
+            try JournalReader(path: config.journalPath).read(query: JournalQuery(run: [target])) { record, _ in
                 if let entry = JournalEntry(record: record) { entries.append(entry) }
             }
         } catch {

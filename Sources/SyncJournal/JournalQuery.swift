@@ -1,23 +1,25 @@
 import SyncCore
 
-/// Filters of `idp-sync journal` (combinable: a record must match every one given).
+/// Filters of `idp-sync journal`. Filters of different keys combine (a record must match each key
+/// given); several values of one key are alternatives (`--action flag --action disable`).
 public struct JournalQuery: Sendable {
-    public var run: String?
+    /// Run ids; any of them.
+    public var run: [String]
     /// RFC 3339 UTC bounds, compared as text (the journal writes one fixed format).
     public var since: String?
     public var until: String?
-    /// A consumer's id, username or custom_id.
-    public var consumer: String?
-    /// A user's id or username.
-    public var user: String?
-    public var action: String?
-    public var gateway: String?
+    /// Consumers, each by id, username or custom_id; any of them.
+    public var consumer: [String]
+    /// Users, each by id or username; any of them.
+    public var user: [String]
+    public var action: [String]
+    public var gateway: [String]
     /// A key's fingerprint (`sha256:…`).
     public var keyFingerprint: String?
 
     public init(
-        run: String? = nil, since: String? = nil, until: String? = nil, consumer: String? = nil, user: String? = nil,
-        action: String? = nil, gateway: String? = nil, keyFingerprint: String? = nil
+        run: [String] = [], since: String? = nil, until: String? = nil, consumer: [String] = [], user: [String] = [],
+        action: [String] = [], gateway: [String] = [], keyFingerprint: String? = nil
     ) {
         self.keyFingerprint = keyFingerprint
         self.run = run
@@ -30,44 +32,46 @@ public struct JournalQuery: Sendable {
     }
 
     public var isEmpty: Bool {
-        run == nil && since == nil && until == nil && consumer == nil && user == nil && action == nil && gateway == nil
-            && keyFingerprint == nil
+        run.isEmpty && since == nil && until == nil && consumer.isEmpty && user.isEmpty && action.isEmpty
+            && gateway.isEmpty && keyFingerprint == nil
     }
 
-    /// Quoted JSON strings every matching line must contain: a cheap byte search before any parse.
-    var needles: [[UInt8]] {
-        [run, consumer, user, action, gateway, keyFingerprint].compactMap { value in
-            value.map { Array(JSONValue.string($0).canonical.utf8) }
+    /// Quoted JSON strings a matching line must contain, one of each group: a cheap byte search
+    /// before any parse.
+    var needles: [[[UInt8]]] {
+        [run, consumer, user, action, gateway, keyFingerprint.map { [$0] } ?? []].filter { !$0.isEmpty }.map { values in
+            values.map { Array(JSONValue.string($0).canonical.utf8) }
         }
     }
 
     public func matches(_ record: JSONValue) -> Bool {
-        if let run, record["run"]?.stringValue != run { return false }
+        func any(_ values: [String], _ test: (String) -> Bool) -> Bool {
+            values.isEmpty || values.contains(where: test)
+        }
+        if !any(run, { record["run"]?.stringValue == $0 }) { return false }
         if let time = record["time"]?.stringValue {
             if let since, time < since { return false }
             if let until, time > until { return false }
         }
-        if let action, record["action"]?.stringValue != action { return false }
-        if let gateway, record["gateway"]?.stringValue != gateway { return false }
+        if !any(action, { record["action"]?.stringValue == $0 }) { return false }
+        if !any(gateway, { record["gateway"]?.stringValue == $0 }) { return false }
         if let keyFingerprint {
             guard record["keys"]?.arrayValue?.contains(where: { $0["fingerprint"]?.stringValue == keyFingerprint }) == true
             else { return false }
         }
-        if let consumer {
-            let c = record["consumer"]
-            guard c?["id"]?.stringValue == consumer || c?["username"]?.stringValue == consumer
+        let c = record["consumer"]
+        let consumerMatches = any(consumer) { consumer in
+            c?["id"]?.stringValue == consumer || c?["username"]?.stringValue == consumer
                 || c?["custom_id"]?.stringValue == consumer
-            else { return false }
         }
-        if let user {
-            let u = record["user"]
-            let c = record["consumer"]
+        if !consumerMatches { return false }
+        let u = record["user"]
+        let userMatches = any(user) { user in
             // A missing user is named by the consumer's link value (custom_id holds the user id).
-            guard u?["id"]?.stringValue == user || u?["username"]?.stringValue == user
+            u?["id"]?.stringValue == user || u?["username"]?.stringValue == user
                 || (u == nil || u == .null) && (c?["custom_id"]?.stringValue == user)
-            else { return false }
         }
-        return true
+        return userMatches
     }
 }
 
@@ -121,9 +125,51 @@ public struct JournalReader {
     public func read(
         from offset: Int64 = 0, query: JournalQuery, problems: inout ReadProblems, _ emit: (JSONValue, String) throws -> Void
     ) throws -> Int64 {
+        let reader = try open(offset)
+        return try scan(reader, from: offset, query: query, problems: &problems) { record, line in
+            try emit(record, String(decoding: line.bytes, as: UTF8.self))
+        }
+    }
+
+    /// Only the last `last` matching records (every one when nil), oldest first or, with
+    /// `reverse`, newest first: `journalctl -n` and `-r`. Problems are counted over every matching
+    /// record, shown or not. Memory: the place in the file of each record kept (at most `last`);
+    /// the kept records are read again to emit them. Returns the offset after the last complete line.
+    @discardableResult
+    public func read(
+        from offset: Int64 = 0, query: JournalQuery, last: Int?, reverse: Bool, problems: inout ReadProblems,
+        _ emit: (JSONValue, String) throws -> Void
+    ) throws -> Int64 {
+        if last == nil && !reverse { return try read(from: offset, query: query, problems: &problems, emit) }
+        let reader = try open(offset)
+        var kept = Kept(limit: last)
+        let end = try scan(reader, from: offset, query: query, problems: &problems) { _, line in
+            kept.add(Span(start: line.start, count: line.bytes.count))
+        }
+        let spans = kept.inOrder
+        for span in reverse ? spans.reversed() : spans {
+            // Appended to only, so the line is still there; a file replaced meanwhile shows nothing.
+            guard let bytes = reader.bytes(at: span.start, count: span.count),
+                let record = try? JSONParser.parse(bytes), record.objectValue != nil
+            else { continue }
+            try emit(record, String(decoding: bytes, as: UTF8.self))
+        }
+        return end
+    }
+
+    private func open(_ offset: Int64) throws -> LineReader {
         guard let reader = LineReader(path: path, offset: offset) else {
             throw JournalError.cannotOpen(path: path, reason: "no such file, not a regular file, or not readable")
         }
+        return reader
+    }
+
+    /// The one pass over the lines: byte search, parse, filter, hash check; `emit` sees each
+    /// matching record and its line (valid only during the call).
+    private func scan(
+        _ reader: LineReader, from offset: Int64, query: JournalQuery, problems: inout ReadProblems,
+        _ emit: (JSONValue, LineReader.Line) throws -> Void
+    ) throws -> Int64 {
         let needles = query.needles
         var end = offset
         var lineNumber = 0
@@ -135,7 +181,7 @@ public struct JournalReader {
                 problems.note(lineNumber, garbled: true)
                 continue
             }
-            if !needles.allSatisfy({ JournalScan.find(line.bytes, $0) != nil }) { continue }
+            if !needles.allSatisfy({ group in group.contains { JournalScan.find(line.bytes, $0) != nil } }) { continue }
             guard let record = try? JSONParser.parse(Array(line.bytes)), record.objectValue != nil else {
                 problems.note(lineNumber, garbled: true)
                 continue
@@ -146,9 +192,37 @@ public struct JournalReader {
                 } else {
                     problems.note(lineNumber, garbled: false)
                 }
-                try emit(record, String(decoding: line.bytes, as: UTF8.self))
+                try emit(record, line)
             }
         }
         return end
+    }
+
+    /// Where one line is: its first byte and its length without the newline.
+    struct Span {
+        var start: Int64
+        var count: Int
+    }
+
+    /// The last `limit` spans added (all when nil), in a ring.
+    struct Kept {
+        let limit: Int?
+        private var ring: [Span] = []
+        private var next = 0
+
+        init(limit: Int?) { self.limit = limit.map { max(0, $0) } }
+
+        mutating func add(_ span: Span) {
+            guard let limit else { return ring.append(span) }
+            guard limit > 0 else { return }
+            if ring.count < limit {
+                ring.append(span)
+            } else {
+                ring[next] = span
+                next = (next + 1) % limit
+            }
+        }
+
+        var inOrder: [Span] { Array(ring[next...] + ring[..<next]) }
     }
 }

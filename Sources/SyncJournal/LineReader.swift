@@ -88,6 +88,21 @@ final class LineReader {
         return withExtendedLifetime(again) { again.next().map { Array($0.bytes) } }
     }
 
+    /// `count` bytes from `offset` (a line found in an earlier pass); nil when the file is shorter.
+    func bytes(at offset: Int64, count: Int) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes {
+                pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            done += n
+        }
+        return out
+    }
+
     /// The next line, or nil at the end of the file.
     func next() -> Line? {
         count = 0

@@ -33,15 +33,56 @@ struct JournalQueryTests {
     @Test func filtersCombine() throws {
         let (dir, path) = try journal()
         #expect(try names(path, JournalQuery()) == ["r-1/alice", "r-1/bob", "r-2/alice", "r-2/carol"])
-        #expect(try names(path, JournalQuery(consumer: "alice")) == ["r-1/alice", "r-2/alice"])
-        #expect(try names(path, JournalQuery(consumer: "cid-bob")) == ["r-1/bob"])
-        #expect(try names(path, JournalQuery(consumer: "id-carol")) == ["r-2/carol"])
-        #expect(try names(path, JournalQuery(run: "r-2", action: "disable")) == ["r-2/alice"])
-        #expect(try names(path, JournalQuery(gateway: "prod", keyFingerprint: "sha256:alice")) == ["r-1/alice"])
-        #expect(try names(path, JournalQuery(user: "cid-carol")) == ["r-2/carol"])
+        #expect(try names(path, JournalQuery(consumer: ["alice"])) == ["r-1/alice", "r-2/alice"])
+        #expect(try names(path, JournalQuery(consumer: ["cid-bob"])) == ["r-1/bob"])
+        #expect(try names(path, JournalQuery(consumer: ["id-carol"])) == ["r-2/carol"])
+        #expect(try names(path, JournalQuery(run: ["r-2"], action: ["disable"])) == ["r-2/alice"])
+        #expect(try names(path, JournalQuery(gateway: ["prod"], keyFingerprint: "sha256:alice")) == ["r-1/alice"])
+        #expect(try names(path, JournalQuery(user: ["cid-carol"])) == ["r-2/carol"])
         #expect(try names(path, JournalQuery(since: "2000-01-01T00:00:00Z", until: "2999-01-01T00:00:00Z")).count == 4)
         #expect(try names(path, JournalQuery(since: "2999-01-01T00:00:00Z")).isEmpty)
-        #expect(try names(path, JournalQuery(consumer: "al")).isEmpty)  // exact, not substring
+        #expect(try names(path, JournalQuery(consumer: ["al"])).isEmpty)  // exact, not substring
+        withExtendedLifetime(dir) {}
+    }
+
+    @Test func aKeyGivenTwiceMeansEitherAndKeysCombine() throws {
+        let (dir, path) = try journal()
+        #expect(try names(path, JournalQuery(action: ["flag", "restore"])) == ["r-1/alice", "r-2/carol"])
+        #expect(try names(path, JournalQuery(consumer: ["bob", "cid-carol"])) == ["r-1/bob", "r-2/carol"])
+        #expect(try names(path, JournalQuery(run: ["r-1", "r-2"])).count == 4)
+        // Different keys: AND, each key's values: OR.
+        #expect(try names(path, JournalQuery(action: ["flag", "disable"], gateway: ["prod"])) == ["r-1/alice", "r-1/bob"])
+        #expect(try names(path, JournalQuery(consumer: ["alice", "carol"], gateway: ["stage", "nowhere"])) == ["r-2/alice"])
+        #expect(try names(path, JournalQuery(action: ["flag"], gateway: ["stage"])).isEmpty)
+        withExtendedLifetime(dir) {}
+    }
+
+    @Test(arguments: [
+        (nil, false, ["r-1/alice", "r-1/bob", "r-2/alice", "r-2/carol"]),
+        (nil, true, ["r-2/carol", "r-2/alice", "r-1/bob", "r-1/alice"]),
+        (2, false, ["r-2/alice", "r-2/carol"]),
+        (3, true, ["r-2/carol", "r-2/alice", "r-1/bob"]),
+        (10, false, ["r-1/alice", "r-1/bob", "r-2/alice", "r-2/carol"]),
+        (0, false, []),
+    ] as [(Int?, Bool, [String])])
+    func lastAndReverse(_ last: Int?, _ reverse: Bool, _ expected: [String]) throws {
+        let (dir, path) = try journal()
+        var problems = ReadProblems()
+        var out: [String] = []
+        let end = try JournalReader(path: path).read(query: JournalQuery(), last: last, reverse: reverse, problems: &problems) {
+            record, line in
+            #expect((try? JSONParser.parse(line)) == record)
+            out.append("\(record["run"]!.stringValue!)/\(record["consumer"]!["username"]!.stringValue!)")
+        }
+        #expect(out == expected)
+        #expect(problems.isEmpty)
+        #expect(end == Int64(try Data(contentsOf: URL(fileURLWithPath: path)).count))
+        // The last N of a filter's matches, not of all records.
+        out = []
+        try JournalReader(path: path).read(query: JournalQuery(consumer: ["alice"]), last: 1, reverse: false, problems: &problems) {
+            record, _ in out.append(record["run"]!.stringValue!)
+        }
+        #expect(out == ["r-2"])
         withExtendedLifetime(dir) {}
     }
 
