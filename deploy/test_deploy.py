@@ -339,6 +339,8 @@ def readme_notify_commands():
     value in an EnvironmentFile= (everything between the quotes, literally)."""
     found = re.findall(r"^IDP_SYNC_NOTIFY_COMMAND='([^']*)'$", (DEPLOY / "README.md").read_text(), re.M)
     assert len(found) == 2, found
+    # The user documentation shows the same two.
+    assert re.findall(r"^IDP_SYNC_NOTIFY_COMMAND='([^']*)'$", (REPO / "docs/operations.md").read_text(), re.M) == found
     return found
 
 
