@@ -321,69 +321,71 @@ extension Scenario {
     }
 }
 
-/// The samples of one textfile, as written: `name{labels}` and the value's text.
-struct Textfile {
-    var samples: [(series: String, value: String)]
+extension AlertingTests {
+    /// The samples of one textfile, as written: `name{labels}` and the value's text.
+    struct Textfile {
+        var samples: [(series: String, value: String)]
 
-    init(_ text: String) {
-        samples = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
-            let space = line.lastIndex(of: " ")!
-            return (String(line[..<space]), String(line[line.index(after: space)...]))
-        }
-    }
-
-    init(path: String) throws { self.init(try String(contentsOfFile: path, encoding: .utf8)) }
-
-    func value(_ series: String) -> String? { samples.first { $0.series == series }?.value }
-
-    /// When the run that wrote it finished (unix seconds).
-    var finished: Double { Double(value("idp_sync_last_run_timestamp_seconds")!)! }
-}
-
-/// Textfiles of real runs, placed on promtool's clock: the file of a run at minute m is what
-/// node_exporter serves from minute m on, scraped every minute until the next run's file replaces it.
-struct Timeline {
-    var runs: [(minute: Int, file: Textfile)]
-    var until: Int
-
-    init(_ runs: [(Int, Textfile)], until: Int) {
-        self.runs = runs.map { (minute: $0.0, file: $0.1) }
-        self.until = until
-    }
-
-    /// promtool `input_series`, one value per minute from 0 to `until`. promtool's clock starts at
-    /// time 0 (1970-01-01), and `time()` in a rule is the evaluation time, so the real unix times in
-    /// the `*_timestamp_seconds` samples are shifted: a run that happened at minute m of the
-    /// timeline finished at promtool time m × 60 s (the first at time 0). A carried
-    /// `last_success` holds the finish time of an earlier run, and moves with that run. Every other
-    /// value is the file's own. A series a later file no longer has goes stale, as in a scrape.
-    func inputSeries(adding labels: [String: String]) -> [JSONValue] {
-        var shifted: [Double: Int] = [:]
-        for run in runs { shifted[run.file.finished] = run.minute * 60 }
-        var names: [String] = []
-        for run in runs {
-            for sample in run.file.samples where !names.contains(sample.series) { names.append(sample.series) }
-        }
-        let extra = labels.keys.sorted().map { #"\#($0)="\#(labels[$0]!)""# }.joined(separator: ",")
-        return names.map { series in
-            var values: [String] = []
-            var seen = false
-            for minute in 0...until {
-                guard let run = runs.last(where: { $0.minute <= minute }), var value = run.file.value(series) else {
-                    values.append(seen ? "stale" : "_")
-                    continue
-                }
-                seen = true
-                if series.hasSuffix("_timestamp_seconds") {
-                    let moved = shifted[Double(value)!]
-                    #expect(moved != nil, "\(series) \(value) is no run's finish time")
-                    value = String(moved ?? -1)
-                }
-                values.append(value)
+        init(_ text: String) {
+            samples = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
+                let space = line.lastIndex(of: " ")!
+                return (String(line[..<space]), String(line[line.index(after: space)...]))
             }
-            let labelled =
-                series.hasSuffix("}") ? String(series.dropLast()) + ",\(extra)}" : series + "{\(extra)}"
-            return ["series": .string(labelled), "values": .string(values.joined(separator: " "))]
+        }
+
+        init(path: String) throws { self.init(try String(contentsOfFile: path, encoding: .utf8)) }
+
+        func value(_ series: String) -> String? { samples.first { $0.series == series }?.value }
+
+        /// When the run that wrote it finished (unix seconds).
+        var finished: Double { Double(value("idp_sync_last_run_timestamp_seconds")!)! }
+    }
+
+    /// Textfiles of real runs, placed on promtool's clock: the file of a run at minute m is what
+    /// node_exporter serves from minute m on, scraped every minute until the next run's file replaces it.
+    struct Timeline {
+        var runs: [(minute: Int, file: Textfile)]
+        var until: Int
+
+        init(_ runs: [(Int, Textfile)], until: Int) {
+            self.runs = runs.map { (minute: $0.0, file: $0.1) }
+            self.until = until
+        }
+
+        /// promtool `input_series`, one value per minute from 0 to `until`. promtool's clock starts at
+        /// time 0 (1970-01-01), and `time()` in a rule is the evaluation time, so the real unix times in
+        /// the `*_timestamp_seconds` samples are shifted: a run that happened at minute m of the
+        /// timeline finished at promtool time m × 60 s (the first at time 0). A carried
+        /// `last_success` holds the finish time of an earlier run, and moves with that run. Every other
+        /// value is the file's own. A series a later file no longer has goes stale, as in a scrape.
+        func inputSeries(adding labels: [String: String]) -> [JSONValue] {
+            var shifted: [Double: Int] = [:]
+            for run in runs { shifted[run.file.finished] = run.minute * 60 }
+            var names: [String] = []
+            for run in runs {
+                for sample in run.file.samples where !names.contains(sample.series) { names.append(sample.series) }
+            }
+            let extra = labels.keys.sorted().map { #"\#($0)="\#(labels[$0]!)""# }.joined(separator: ",")
+            return names.map { series in
+                var values: [String] = []
+                var seen = false
+                for minute in 0...until {
+                    guard let run = runs.last(where: { $0.minute <= minute }), var value = run.file.value(series) else {
+                        values.append(seen ? "stale" : "_")
+                        continue
+                    }
+                    seen = true
+                    if series.hasSuffix("_timestamp_seconds") {
+                        let moved = shifted[Double(value)!]
+                        #expect(moved != nil, "\(series) \(value) is no run's finish time")
+                        value = String(moved ?? -1)
+                    }
+                    values.append(value)
+                }
+                let labelled =
+                    series.hasSuffix("}") ? String(series.dropLast()) + ",\(extra)}" : series + "{\(extra)}"
+                return ["series": .string(labelled), "values": .string(values.joined(separator: " "))]
+            }
         }
     }
 }
