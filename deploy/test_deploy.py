@@ -1,8 +1,12 @@
 """Checks of the deployment files in deploy/: python3 -m pytest -q deploy
 
-- systemd: `systemd-analyze verify` on the service and the timer (must print nothing), the
-  directives the product relies on, `systemd-analyze security --offline` exposure, the timer's
-  calendar expression.
+- systemd: `systemd-analyze verify` on the service, the timer and the failure notifier (must print
+  nothing), the directives the product relies on, `systemd-analyze security --offline` exposure, the
+  timer's calendar expression; the notifier script run with stub systemctl, journalctl and logger.
+- Prometheus and Grafana: `promtool check rules` on the alerting rules; the dashboard parsed, its
+  queries checked by promtool's parser, and every metric the rules and the dashboard use is one that
+  idp-sync writes (read from the Swift source). The rules are fired from real runs' textfiles by
+  `promtool test rules` in Tests/IntegrationTests/AlertingTests.swift.
 - cron: the cron.d line (5 schedule fields + user + command), and the command itself run under
   /bin/sh with a stub idp-sync and a stub logger, to show the exit status stays visible.
 - Kubernetes: every YAML document parsed with PyYAML, and the fields the product relies on.
@@ -10,6 +14,7 @@
   is around (never builds one).
 """
 
+import json
 import os
 import re
 import shlex
@@ -24,11 +29,16 @@ DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 SERVICE = DEPLOY / "idp-sync.service"
 TIMER = DEPLOY / "idp-sync.timer"
+NOTIFY_UNIT = DEPLOY / "idp-sync-notify@.service"
+NOTIFY_SCRIPT = DEPLOY / "idp-sync-notify"
+RULES = DEPLOY / "prometheus" / "idp-sync-rules.yml"
+DASHBOARD = DEPLOY / "grafana" / "idp-sync-dashboard.json"
 CRON = DEPLOY / "idp-sync.cron"
 K8S = DEPLOY / "kubernetes"
 HOST_CONFIG = DEPLOY / "config.example.yaml"
 
 BINARY = "/usr/bin/idp-sync"
+NOTIFY_BINARY = "/usr/libexec/idp-sync/idp-sync-notify"
 CONFIG = "/etc/idp-sync/config.yaml"
 COMMAND = [BINARY, "sync", "--config", CONFIG]
 METRICS_DIR = "/var/lib/prometheus/node-exporter"
@@ -70,58 +80,74 @@ def systemd_analyze():
 
 @pytest.fixture
 def units_with_stub(tmp_path):
-    """Temp copies of the service and timer whose ExecStart points at a stub executable.
+    """Temp copies of the service, the timer and the notifier whose ExecStart points at stubs.
 
     `systemd-analyze verify` runs fine without systemd as PID 1 (as in this container), but it
     rejects a unit whose ExecStart binary does not exist ("Command /usr/bin/idp-sync is not
-    executable"), and the binary is not installed here. So the copy runs a stub; nothing else in
-    the unit changes (asserted below).
+    executable"), and the binary is not installed here. So the copies run stubs; nothing else in
+    the units changes (asserted below).
     """
-    stub = tmp_path / "bin" / "idp-sync"
-    stub.parent.mkdir()
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
-    text = SERVICE.read_text()
-    assert text.count(BINARY) >= 1
-    copy = text.replace(f"ExecStart={BINARY} ", f"ExecStart={stub} ")
-    assert copy != text, "ExecStart must start with " + BINARY
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
     units = tmp_path / "units"
     units.mkdir()
-    (units / SERVICE.name).write_text(copy)
-    (units / TIMER.name).write_text(TIMER.read_text())
-    return units / SERVICE.name, units / TIMER.name
+    copies = []
+    for unit, binary in ((SERVICE, BINARY), (TIMER, None), (NOTIFY_UNIT, NOTIFY_BINARY)):
+        text = unit.read_text()
+        if binary:
+            stub = bindir / Path(binary).name
+            stub.write_text("#!/bin/sh\nexit 0\n")
+            stub.chmod(0o755)
+            assert text.count(binary) >= 1
+            copy = text.replace(f"ExecStart={binary} ", f"ExecStart={stub} ")
+            assert copy != text, "ExecStart must start with " + binary
+            text = copy
+        (units / unit.name).write_text(text)
+        copies.append(units / unit.name)
+    return tuple(copies)
 
 
 def test_systemd_analyze_verify(units_with_stub):
     exe = systemd_analyze()
-    service, timer = units_with_stub
+    service, timer, notify = units_with_stub
+    # The notifier is a template: verify loads it as it is, and as the instance OnFailure= starts.
+    instance = notify.parent / "idp-sync-notify@idp-sync.service.service"
+    instance.write_text(notify.read_text())
     result = subprocess.run(
-        [exe, "verify", "--man=no", str(service), str(timer)],
+        [exe, "verify", "--man=no", str(service), str(timer), str(notify), str(instance)],
         capture_output=True, text=True, timeout=120)
     # verify exits 0 even for unknown keys or unparsable values: it only warns. Any output fails.
     assert result.returncode == 0, result.stderr + result.stdout
     assert result.stderr.strip() == "" and result.stdout.strip() == "", result.stderr + result.stdout
 
 
-def test_systemd_analyze_verify_really_checks(tmp_path, units_with_stub):
+@pytest.mark.parametrize("which", ["service", "notifier"])
+def test_systemd_analyze_verify_really_checks(tmp_path, units_with_stub, which):
     """The check above is not vacuous: a typo in a hardening value is reported."""
     exe = systemd_analyze()
-    service, timer = units_with_stub
-    broken = tmp_path / "units" / "idp-sync-broken.service"
-    broken.write_text(service.read_text().replace("ProtectSystem=strict", "ProtectSystem=stricter"))
+    service, _, notify = units_with_stub
+    unit = service if which == "service" else notify
+    broken = tmp_path / "units" / unit.name.replace("idp-sync", "idp-sync-broken")
+    broken.write_text(unit.read_text().replace("ProtectSystem=strict", "ProtectSystem=stricter"))
     result = subprocess.run([exe, "verify", "--man=no", str(broken)], capture_output=True, text=True, timeout=120)
     assert "stricter" in result.stderr
 
 
-def test_systemd_security_exposure(units_with_stub):
+@pytest.mark.parametrize("which", ["service", "notifier"])
+def test_systemd_security_exposure(units_with_stub, which):
     exe = systemd_analyze()
-    service, _ = units_with_stub
+    service, _, notify = units_with_stub
+    unit = service
+    if which == "notifier":
+        unit = notify.parent / "idp-sync-notify@idp-sync.service.service"
+        unit.write_text(notify.read_text())
     result = subprocess.run(
-        [exe, "security", "--offline=true", "--no-pager", str(service)],
+        [exe, "security", "--offline=true", "--no-pager", str(unit)],
         capture_output=True, text=True, timeout=120)
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout + result.stderr)
     assert match, result.stdout + result.stderr
-    # 1.4 today; what is left is the network itself, /proc and the absent IP allow list.
+    # The service: 1.4 today; what is left is the network itself, /proc and the absent IP allow
+    # list. The notifier: 1.5; it keeps the network for a chat or SMTP command.
     assert float(match.group(1)) <= 2.0, result.stdout
 
 
@@ -129,8 +155,9 @@ def test_service_runs_one_sync():
     service = parse_unit(SERVICE)["Service"]
     assert one(service, "Type") == "oneshot"
     assert shlex.split(one(service, "ExecStart")) == COMMAND
-    # Exit codes 1, 3, 4 and 64 must fail the unit, and 2 never happens without --detailed-exitcode.
-    assert "SuccessExitStatus" not in service
+    # Exit codes 1, 3, 4 and 64 must fail the unit (and reach OnFailure=); 2, which only comes
+    # with --detailed-exitcode (not passed here), is a success.
+    assert one(service, "SuccessExitStatus") == "2"
     assert "--detailed-exitcode" not in one(service, "ExecStart")
     assert "Restart" not in service or one(service, "Restart") == "no"
     assert one(service, "TimeoutStartSec")
@@ -201,6 +228,205 @@ def test_timer():
     steps = {(b - a) % (24 * 60) for a, b in zip(minutes, minutes[1:])}
     assert steps == {15}, result.stdout
     assert all(m % 15 == 0 for m in minutes), result.stdout
+
+
+def test_failures_reach_the_notifier():
+    unit = parse_unit(SERVICE)["Unit"]
+    assert one(unit, "OnFailure") == "idp-sync-notify@%n.service"
+    assert NOTIFY_UNIT.name == "idp-sync-notify@.service", "the template OnFailure= names"
+
+
+def test_notifier_unit():
+    unit = parse_unit(NOTIFY_UNIT)
+    service = unit["Service"]
+    assert one(service, "Type") == "oneshot"
+    assert shlex.split(one(service, "ExecStart")) == [NOTIFY_BINARY, "%i"]
+    assert one(service, "EnvironmentFile") == "-/etc/default/idp-sync-notify"
+    assert one(service, "TimeoutStartSec")
+    # Started only by OnFailure=: never enabled, and no notifier of its own (no loops).
+    assert "Install" not in unit
+    assert "OnFailure" not in unit.get("Unit", {})
+    # Its own unprivileged user, which may read the system journal.
+    assert one(service, "DynamicUser") == "yes"
+    assert one(service, "SupplementaryGroups") == "systemd-journal"
+    for key, value in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"),
+                       ("PrivateTmp", "yes"), ("PrivateDevices", "yes"), ("CapabilityBoundingSet", ""),
+                       ("MemoryDenyWriteExecute", "yes"), ("SystemCallArchitectures", "native")]:
+        assert one(service, key) == value, key
+    assert service["SystemCallFilter"][0] == "@system-service"
+
+
+def notify_stubs(tmp_path, show=None, show_status=0, journal=None):
+    """A bin directory with stub systemctl and journalctl that log their arguments."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "calls"
+    if show is None:
+        show = "Result=exit-code\nExecMainStatus=3\nExecMainExitTimestamp=Mon 2026-12-07 03:15:02 UTC\n"
+    if journal is None:
+        journal = "level=info msg=\"plan ready\"\nerror: refused: brake-count: 4 disables > max_disable 1\n"
+    (tmp_path / "show").write_text(show)
+    (tmp_path / "journal").write_text(journal)
+    for name, output, status in (("systemctl", "show", show_status), ("journalctl", "journal", 0)):
+        stub = bindir / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\ncat {tmp_path / output}\nexit {status}\n')
+        stub.chmod(0o755)
+    return bindir, calls
+
+
+def run_notify(bindir, args=("idp-sync.service",), command=None, extra_env=None):
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", **(extra_env or {})}
+    if command is not None:
+        env["IDP_SYNC_NOTIFY_COMMAND"] = command
+    # /bin/sh is dash on Debian: a POSIX shell, as the script promises.
+    return subprocess.run(["/bin/sh", str(NOTIFY_SCRIPT), *args], capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+@pytest.mark.parametrize(
+    "show,expected",
+    [
+        ("Result=exit-code\nExecMainStatus=3\nExecMainExitTimestamp=Mon 2026-12-07 03:15:02 UTC\n",
+         ["failed on HOST: exit status 3 (refused by a brake or a changed plan)\n",
+          "Ended:  Mon 2026-12-07 03:15:02 UTC", "Status: 3", "To do:  nothing was written; a person reviews the plan"]),
+        ("Result=exit-code\nExecMainStatus=4\nExecMainExitTimestamp=\n",
+         ["exit status 4 (the directory is not trustworthy)", "Ended:  unknown", "a person checks the directory"]),
+        ("Result=exit-code\nExecMainStatus=1\n", ["exit status 1 (an error)", "To do:  read the log lines below"]),
+        ("Result=exit-code\nExecMainStatus=64\n", ["exit status 64 (invalid command line)", "check ExecStart="]),
+        ("Result=timeout\nExecMainStatus=1\n", ["timed out (TimeoutStartSec=)"]),
+        ("Result=signal\nExecMainStatus=9\n", ["ended by signal 9 (signal)"]),
+    ],
+)
+def test_notifier_message_names_the_unit_status_and_log_tail(tmp_path, show, expected):
+    bindir, calls = notify_stubs(tmp_path, show=show)
+    out, env_out = tmp_path / "message", tmp_path / "env"
+    result = run_notify(bindir, command=f"cat > {out}; env | grep ^IDP_SYNC_NOTIFY_ | sort > {env_out}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    message = out.read_text().replace(f" on {os.uname().nodename}:", " on HOST:")
+    subject = message.splitlines()[0]
+    assert subject.startswith("idp-sync.service failed on HOST: ")
+    assert "Unit:   idp-sync.service" in message
+    for text in expected:
+        assert text in message, message
+    assert 'level=info msg="plan ready"\nerror: refused: brake-count: 4 disables > max_disable 1\n' in message
+    assert calls.read_text().splitlines() == [
+        "systemctl show idp-sync.service -p Result -p ExecMainStatus -p ExecMainExitTimestamp",
+        "journalctl -u idp-sync.service -n 20 --no-pager -o cat",
+    ]
+    env = env_out.read_text()
+    assert "IDP_SYNC_NOTIFY_UNIT=idp-sync.service\n" in env
+    assert f"IDP_SYNC_NOTIFY_SUBJECT={subject}\n".replace("HOST", os.uname().nodename) in env
+    status = re.search(r"ExecMainStatus=(\d+)", show).group(1)
+    assert f"IDP_SYNC_NOTIFY_STATUS={status}\n" in env
+
+
+def test_notifier_defaults_to_logger(tmp_path):
+    bindir, _ = notify_stubs(tmp_path)
+    logged = tmp_path / "syslog"
+    logger = bindir / "logger"
+    logger.write_text(f'#!/bin/sh\necho "logger $*" >> {logged}\ncat >> {logged}\n')
+    logger.chmod(0o755)
+    result = run_notify(bindir)
+    assert result.returncode == 0, result.stderr
+    log = logged.read_text()
+    assert log.startswith("logger -p user.err -t idp-sync-notify\nidp-sync.service failed on ")
+    assert "exit status 3" in log and "brake-count" in log
+
+
+def readme_notify_commands():
+    """The IDP_SYNC_NOTIFY_COMMAND lines of deploy/README.md, unquoted as systemd reads a single-quoted
+    value in an EnvironmentFile= (everything between the quotes, literally)."""
+    found = re.findall(r"^IDP_SYNC_NOTIFY_COMMAND='([^']*)'$", (DEPLOY / "README.md").read_text(), re.M)
+    assert len(found) == 2, found
+    # The user documentation shows the same two.
+    assert re.findall(r"^IDP_SYNC_NOTIFY_COMMAND='([^']*)'$", (REPO / "docs/operations.md").read_text(), re.M) == found
+    return found
+
+
+def test_notifier_mail_example_from_the_readme(tmp_path):
+    bindir, _ = notify_stubs(tmp_path)
+    args, body = tmp_path / "curl-args", tmp_path / "curl-stdin"
+    curl = bindir / "curl"
+    curl.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {args}\ncat > {body}\n')
+    curl.chmod(0o755)
+    mail = next(c for c in readme_notify_commands() if "smtp://" in c)
+    result = run_notify(bindir, command=mail)
+    assert result.returncode == 0, result.stderr
+    assert args.read_text().splitlines() == [
+        "-fsS", "--crlf", "--url", "smtp://mail.example.org:25", "--mail-from", "idp-sync@example.org",
+        "--mail-rcpt", "ops@example.org", "-T", "-"]
+    headers, _, message = body.read_text().partition("\n\n")
+    subject, sender, recipient = headers.split("\n")
+    assert subject.startswith("Subject: idp-sync.service failed on ") and "exit status 3" in subject
+    assert (sender, recipient) == ("From: idp-sync@example.org", "To: ops@example.org")
+    assert message.startswith(subject.removeprefix("Subject: ") + "\n") and "brake-count" in message
+
+
+def test_notifier_chat_example_from_the_readme(tmp_path):
+    if shutil.which("jq") is None:
+        pytest.skip("jq not installed")
+    bindir, _ = notify_stubs(tmp_path)
+    args, body = tmp_path / "curl-args", tmp_path / "curl-stdin"
+    curl = bindir / "curl"
+    curl.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {args}\ncat > {body}\n')
+    curl.chmod(0o755)
+    chat = next(c for c in readme_notify_commands() if "hooks" in c)
+    result = run_notify(bindir, command=chat)
+    assert result.returncode == 0, result.stderr
+    assert args.read_text().splitlines() == [
+        "-fsS", "-H", "Content-Type: application/json", "--data-binary", "@-",
+        "https://chat.example.org/hooks/REPLACE-ME"]
+    text = json.loads(body.read_text())["text"]
+    assert text.startswith("idp-sync.service failed on ") and "brake-count" in text
+
+
+def test_notifier_keeps_the_message_when_the_command_fails(tmp_path):
+    bindir, _ = notify_stubs(tmp_path)
+    result = run_notify(bindir, command="cat > /dev/null; exit 7")
+    assert result.returncode == 7
+    assert "the notify command failed with status 7" in result.stderr
+    assert "idp-sync.service failed on " in result.stderr and "brake-count" in result.stderr
+
+
+def test_notifier_still_reports_when_systemctl_fails(tmp_path):
+    bindir, _ = notify_stubs(tmp_path, show="Failed to connect to bus: No such file or directory\n", show_status=1)
+    out = tmp_path / "message"
+    result = run_notify(bindir, command=f"cat > {out}")
+    assert result.returncode == 0, result.stderr
+    message = out.read_text()
+    assert "Result: unknown (systemctl show: Failed to connect to bus" in message
+    assert "brake-count" in message
+
+
+def test_notifier_never_evaluates_log_content(tmp_path):
+    """Log lines carry names from LDAP and Kong: they are data, never shell code."""
+    pwned = tmp_path / "pwned"
+    hostile = f"consumer $(touch {pwned}) `touch {pwned}` ${{IFS}}; touch {pwned}\n"
+    bindir, _ = notify_stubs(tmp_path, journal=hostile,
+                             show=f"Result=exit-code\nExecMainStatus=1\nExecMainExitTimestamp=$(touch {pwned})\n")
+    out = tmp_path / "message"
+    result = run_notify(bindir, args=("idp-sync.service",), command=f"cat > {out}")
+    assert result.returncode == 0, result.stderr
+    assert not pwned.exists()
+    assert hostile in out.read_text()
+    assert f"Ended:  $(touch {pwned})" in out.read_text()
+
+
+def test_notifier_usage(tmp_path):
+    bindir, calls = notify_stubs(tmp_path)
+    for args in ((), ("",), ("a.service", "b.service")):
+        result = run_notify(bindir, args=args, command="cat")
+        assert result.returncode == 64, args
+        assert "usage: idp-sync-notify UNIT" in result.stderr
+    assert not calls.exists()
+
+
+def test_notifier_script_is_executable_posix_sh():
+    assert NOTIFY_SCRIPT.read_text().startswith("#!/bin/sh\n")
+    assert os.access(NOTIFY_SCRIPT, os.X_OK), "git must keep the script's mode 0755"
+    result = subprocess.run(["/bin/sh", "-n", str(NOTIFY_SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
 
 
 # ---------------------------------------------------------------- cron
@@ -415,6 +641,100 @@ def test_pvc():
     assert pvc["apiVersion"] == "v1"
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert pvc["spec"]["resources"]["requests"]["storage"]
+
+
+# ---------------------------------------------------------------- Prometheus and Grafana
+
+METRIC = re.compile(r"\bidp_sync_[a-z0-9_]+\b")
+
+
+def promtool():
+    exe = shutil.which("promtool")
+    if exe is None:
+        pytest.skip("promtool not found: apt-get install prometheus (Debian), or the release tarball")
+    return exe
+
+
+def written_metrics():
+    """The metric names idp-sync writes, read from the Swift source of the textfile."""
+    names = set()
+    for path in (REPO / "Sources" / "SyncEngine").glob("*.swift"):
+        names |= set(re.findall(r'"(idp_sync_[a-z0-9_]+)"', path.read_text()))
+    assert {"idp_sync_last_success_timestamp_seconds", "idp_sync_actions_total", "idp_sync_refused"} <= names
+    return names
+
+
+def test_prometheus_rules_pass_promtool_check():
+    result = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 5 rules found" in result.stdout, result.stdout
+
+
+def test_prometheus_rules_use_only_metrics_idp_sync_writes():
+    rules = [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+    assert sorted(rule["alert"] for rule in rules) == [
+        "IdPSyncConflict", "IdPSyncNeverSucceeded", "IdPSyncNoRecentSuccess", "IdPSyncRefused",
+        "IdPSyncWriteFailures"]
+    used = set()
+    for rule in rules:
+        used |= set(METRIC.findall(rule["expr"]))
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+    assert used and used <= written_metrics(), used - written_metrics()
+
+
+def dashboard_queries(dashboard):
+    queries = [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
+    for variable in dashboard["templating"]["list"]:
+        queries.append((variable["name"], variable["query"]["query"]))
+    return queries
+
+
+def test_grafana_dashboard_parses_and_takes_its_datasource_as_an_input():
+    dashboard = json.loads(DASHBOARD.read_text())
+    inputs = {i["name"]: i for i in dashboard["__inputs"]}
+    assert inputs["DS_PROMETHEUS"]["type"] == "datasource"
+    assert inputs["DS_PROMETHEUS"]["pluginId"] == "prometheus"
+    sources = [panel["datasource"] for panel in dashboard["panels"]]
+    sources += [target["datasource"] for panel in dashboard["panels"] for target in panel["targets"]]
+    sources += [variable["datasource"] for variable in dashboard["templating"]["list"]]
+    assert sources and all(s == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"} for s in sources), sources
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    for wanted in ["Last success age", "Exit code", "Gateway actions per hour, by outcome", "Situations",
+                   "Refusals", "Run duration", "Directory users"]:
+        assert wanted in titles
+    assert len(set(panel["id"] for panel in dashboard["panels"])) == len(titles)
+    assert dashboard["uid"] and dashboard["title"] == "idp-sync"
+
+
+def test_grafana_dashboard_queries_only_metrics_idp_sync_writes():
+    dashboard = json.loads(DASHBOARD.read_text())
+    used = set()
+    for title, query in dashboard_queries(dashboard):
+        found = set(METRIC.findall(query))
+        assert found, f"{title}: {query} queries no idp-sync metric"
+        used |= found
+    written = written_metrics()
+    assert used <= written, used - written
+
+
+def test_grafana_dashboard_queries_parse(tmp_path):
+    """Each panel query through Prometheus' own parser: as recording rules for promtool check rules,
+    with Grafana's variables replaced the way Grafana would."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    rules = []
+    for i, (_, query) in enumerate(dashboard_queries(dashboard)):
+        if query.startswith("label_values("):
+            match = re.fullmatch(r"label_values\((idp_sync_[a-z0-9_]+), instance\)", query)
+            assert match, query
+            query = match.group(1)
+        expr = query.replace("$instance", ".*").replace("$__rate_interval", "5m")
+        assert "$" not in expr, expr
+        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------- example configurations

@@ -6,7 +6,9 @@ one and runs these.
 
 - dpkg-deb --info: name, version, architecture, Depends computed by dpkg-shlibdeps (libc, libldap,
   libcurl, libstdc++; no Swift runtime) plus ca-certificates and adduser, the maintainer scripts.
-- dpkg-deb --contents: every file the package promises, owned by root, nothing under /var/lib or /etc.
+- dpkg-deb --contents: every file the package promises (the units and the failure notifier, the
+  Prometheus rules and Grafana dashboard among the examples), owned by root, nothing under /var/lib
+  or /etc.
 - The binary inside: stripped, the Swift runtime linked statically, runs, prints the version.
 - lintian (when installed): no errors or warnings.
 - The tarball holds the same files as the package.
@@ -46,6 +48,8 @@ EXPECTED = {
     "./usr/bin/idp-sync",
     "./lib/systemd/system/idp-sync.service",
     "./lib/systemd/system/idp-sync.timer",
+    "./lib/systemd/system/idp-sync-notify@.service",
+    "./usr/libexec/idp-sync/idp-sync-notify",
     "./usr/share/doc/idp-sync/copyright",
     "./usr/share/doc/idp-sync/changelog.gz",
     "./usr/share/doc/idp-sync/CHANGELOG.md.gz",
@@ -53,6 +57,8 @@ EXPECTED = {
     "./usr/share/doc/idp-sync/examples/config.example.yaml",
     "./usr/share/doc/idp-sync/examples/idp-sync.cron",
     "./usr/share/doc/idp-sync/examples/kubernetes/cronjob.yaml",
+    "./usr/share/doc/idp-sync/examples/prometheus/idp-sync-rules.yml",
+    "./usr/share/doc/idp-sync/examples/grafana/idp-sync-dashboard.json",
     "./usr/share/doc/idp-sync/docs/configuration.md.gz",
     "./usr/share/doc/idp-sync/docs/journal.md.gz",
     "./usr/share/doc/idp-sync/docs/schema/config.schema.json",
@@ -104,8 +110,9 @@ def test_contents():
     missing = EXPECTED - set(entries)
     assert not missing, f"missing from the package: {sorted(missing)}"
     assert all(owner == "root/root" for _, owner in entries.values())
-    assert entries["./usr/bin/idp-sync"][0] == "-rwxr-xr-x"
-    assert all(mode in ("-rw-r--r--", "drwxr-xr-x") for path, (mode, _) in entries.items() if path != "./usr/bin/idp-sync")
+    executables = {"./usr/bin/idp-sync", "./usr/libexec/idp-sync/idp-sync-notify"}
+    assert all(entries[path][0] == "-rwxr-xr-x" for path in executables)
+    assert all(mode in ("-rw-r--r--", "drwxr-xr-x") for path, (mode, _) in entries.items() if path not in executables)
     # The journal directory and /etc are made by postinst, never owned by the package, so that
     # removing or purging it cannot delete them.
     assert not [p for p in entries if p.startswith(("./var/", "./etc/"))]
@@ -132,6 +139,11 @@ def test_units_in_the_package_run_the_packaged_binary(tmp_path):
     subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp_path)], check=True)
     service = (tmp_path / "lib/systemd/system/idp-sync.service").read_text()
     assert "\nExecStart=/usr/bin/idp-sync sync --config /etc/idp-sync/config.yaml\n" in service
+    # A failed run reaches the packaged notifier, which runs the packaged script.
+    assert "\nOnFailure=idp-sync-notify@%n.service\n" in service
+    notify = (tmp_path / "lib/systemd/system/idp-sync-notify@.service").read_text()
+    assert "\nExecStart=/usr/libexec/idp-sync/idp-sync-notify %i\n" in notify
+    assert os.access(tmp_path / "usr/libexec/idp-sync/idp-sync-notify", os.X_OK)
     cron = (tmp_path / "usr/share/doc/idp-sync/examples/idp-sync.cron").read_text()
     assert "/usr/bin/idp-sync sync" in cron
 

@@ -29,16 +29,19 @@ enum MetricsFile {
         }
     }
 
-    /// Renders and writes the metrics of one run; failures are logged, never fatal.
+    /// Renders and writes the metrics of one run; failures are logged, never fatal. The previous
+    /// file is read (at most 1 MiB; its content is not trusted) for what a run carries forward:
+    /// the last success and the `idp_sync_actions_total` counter.
     static func record(_ report: RunReport, config: SyncConfiguration, startedAt: Double) -> String? {
         guard let path = config.metricsTextfilePath else { return nil }
         do {
             let (directory, name) = try directory(for: path)
-            let previous = (try? directory.read(name, limit: 1 << 20)).flatMap { $0 }.flatMap {
-                RunMetrics.value(of: "idp_sync_last_success_timestamp_seconds", in: String(decoding: $0, as: UTF8.self))
+            let previous = (try? directory.read(name, limit: 1 << 20)).flatMap { $0 }.map {
+                String(decoding: $0, as: UTF8.self)
             }
             let text = RunMetrics.render(
-                report: report, startedAt: startedAt, finishedAt: Environment.now(), previousLastSuccess: previous)
+                report: report, gateways: config.gateways.map(\.name), startedAt: startedAt,
+                finishedAt: Environment.now(), previous: previous)
             try directory.replace(name, with: Array(text.utf8), mode: 0o644, sync: true)
             return nil
         } catch {

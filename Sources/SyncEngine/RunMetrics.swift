@@ -3,18 +3,46 @@ import SyncCore
 /// Prometheus textfile metrics of one run (docs/configuration.md). Pure: the caller writes the file atomically.
 public enum RunMetrics {
     /// The metric's value in a previous textfile, to carry `last_success` forward across failed runs.
+    /// A value from a file someone else may have written: only a complete line of exactly `name value`
+    /// with a finite, non-negative number counts.
     public static func value(of name: String, in text: String) -> Double? {
-        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
-            // A value from a file someone else may have written: only a finite, non-negative number counts.
-            guard let value = Double(line.dropFirst(name.count + 1).trimmingCharacters), value.isFinite, value >= 0
-            else { return nil }
-            return value
+        for line in completeLines(text) where line.hasPrefix(name + " ") {
+            return number(line.dropFirst(name.count + 1))
         }
         return nil
     }
 
+    /// The lines of `text` that end in a newline: a read cut at its limit leaves a partial last
+    /// line, whose number may be cut short too.
+    static func completeLines(_ text: String) -> [Substring] {
+        guard let end = text.lastIndex(of: "\n") else { return [] }
+        return text[..<end].split(separator: "\n")
+    }
+
+    /// A sample value as we write it: a finite, non-negative number, surrounding blanks ignored
+    /// (so a sample with a timestamp after its value is no number).
+    static func number(_ text: Substring) -> Double? {
+        guard let value = Double(text.trimmingCharacters), value.isFinite, value >= 0 else { return nil }
+        return value
+    }
+
+    /// The textfile after a real run, from the previous one (nil when there is none): `last_success`
+    /// carried across failed runs, `idp_sync_actions_total` carried and added to, with every
+    /// configured gateway × action × outcome present. Deterministic for the same inputs.
     public static func render(
-        report: RunReport, startedAt: Double, finishedAt: Double, previousLastSuccess: Double?
+        report: RunReport, gateways: [String], startedAt: Double, finishedAt: Double, previous: String?
+    ) -> String {
+        var actions = ActionCounters(carriedFrom: previous ?? "")
+        actions.include(gateways: gateways)
+        actions.add(report)
+        return render(
+            report: report, startedAt: startedAt, finishedAt: finishedAt,
+            previousLastSuccess: previous.flatMap { value(of: "idp_sync_last_success_timestamp_seconds", in: $0) },
+            actions: actions)
+    }
+
+    static func render(
+        report: RunReport, startedAt: Double, finishedAt: Double, previousLastSuccess: Double?, actions: ActionCounters
     ) -> String {
         let success = report.exitStatus == .success || report.exitStatus == .changes
         var out: [String] = []
@@ -37,19 +65,10 @@ public enum RunMetrics {
         metric(
             "idp_sync_managed_consumers", "gauge", "Managed consumers per gateway in the last run.",
             report.gateways.map { (labels(["gateway": $0.name]), Double($0.managed)) })
-        var actions: [String: Double] = [:]
-        for (i, action) in (report.plan?.actions ?? []).enumerated() where !report.dryRun {
-            let outcome: String
-            switch report.outcomes[i] {
-            case .applied: outcome = "applied"
-            case .failed: outcome = "failed"
-            case nil: outcome = "skipped"
-            }
-            actions[labels(["gateway": action.gateway, "action": action.kind.rawValue, "outcome": outcome]), default: 0] += 1
-        }
         metric(
-            "idp_sync_actions_total", "counter", "Gateway actions of the last run, by outcome.",
-            actions.keys.sorted().map { ($0, actions[$0]!) })
+            ActionCounters.name, "counter",
+            "Gateway actions by outcome, carried across runs (refused and dry runs add none).",
+            actions.samples.map { ($0.labels, $0.value) })
         var situations: [(String, Double)] = []
         for gateway in report.plan?.gateways ?? [] {
             for situation in Situation.allCases {

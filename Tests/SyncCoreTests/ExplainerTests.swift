@@ -73,34 +73,3 @@ struct ExplainerTests {
         #expect(Explainer.explain(evidence(consumerTags: ["idp-managed"], directory: .active(user))).cause == .notOurs)
     }
 }
-
-@Suite("Run metrics rendering")
-struct RunMetricsTests {
-    func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
-
-    @Test(arguments: [
-        ("idp_sync_last_success_timestamp_seconds 123\n", 123.0 as Double?), ("idp_sync_last_success_timestamp_seconds NaN\n", nil),
-        ("idp_sync_last_success_timestamp_seconds +Inf\n", nil), ("idp_sync_last_success_timestamp_seconds -5\n", nil),
-        ("other 1\n", nil),
-    ])
-    func previousValuesFromAFileAreOnlyFiniteAndNonNegative(_ text: String, _ expected: Double?) {
-        #expect(RunMetrics.value(of: "idp_sync_last_success_timestamp_seconds", in: text) == expected)
-    }
-
-    @Test func aFailedRunKeepsTheLastSuccessAndASuccessfulOneMovesIt() {
-        var report = RunReport(run: "r-1", dryRun: false, sourceType: "ldap")
-        report.exitStatus = .error
-        let failed = RunMetrics.render(report: report, startedAt: 100, finishedAt: 110.5, previousLastSuccess: 50)
-        // Expected sample lines written out by hand (the test does not reuse the production parser).
-        #expect(lines(failed).contains("idp_sync_last_success_timestamp_seconds 50"))
-        #expect(lines(failed).contains("idp_sync_run_duration_seconds 10.5"))
-        #expect(!failed.contains("idp_sync_directory_users"))
-        report.exitStatus = .success
-        report.users = 12
-        let ok = RunMetrics.render(report: report, startedAt: 100, finishedAt: 110, previousLastSuccess: 50)
-        #expect(lines(ok).contains("idp_sync_last_success_timestamp_seconds 110"))
-        #expect(lines(ok).contains("idp_sync_directory_users 12"))
-        let first = RunMetrics.render(report: RunReport(run: nil, dryRun: false, sourceType: "ldap"), startedAt: 1, finishedAt: 2, previousLastSuccess: nil)
-        #expect(first.contains("idp_sync_last_success_timestamp_seconds 2"))
-    }
-}
