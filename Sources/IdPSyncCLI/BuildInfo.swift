@@ -5,6 +5,6 @@
 /// `scripts/release` rewrites this file from `VERSION` and `git rev-parse --short HEAD` right before
 /// its build and puts the committed copy back afterwards, so a release binary names its commit.
 enum BuildInfo {
-    static let version = "1.1.0"
+    static let version = "1.2.0"
     static let commit = "unknown"
 }

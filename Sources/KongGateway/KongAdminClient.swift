@@ -3,6 +3,10 @@ import Logging
 import SyncCore
 import SyncEngine
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A Kong Admin API (3.x, DB-backed) as one gateway of the sync.
 ///
 /// The sync's terms map to Kong like this: marks are consumer tags (PATCH replaces the whole tag
@@ -254,13 +258,49 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         var result: [ConsumerID: ConsumerDetails] = [:]
         for id in consumers {
             let segment = URLEncoding.component(id.rawValue)
-            let keys = try await list("/consumers/\(segment)/key-auth", query: []).compactMap(Wire.key)
+            let now = Int64(time(nil))
+            let keys = try await list("/consumers/\(segment)/key-auth", query: []).compactMap { Wire.key($0, now: now) }
             let plugins = try await list("/consumers/\(segment)/plugins", query: []).compactMap(Wire.plugin)
+            // Every other credential type, and the acl groups: a user who is gone still holds them all.
+            var credentials = keys.map { CredentialRef(type: "key-auth", id: $0.id.rawValue, identity: $0.fingerprint) }
+            for type in Wire.otherCredentialTypes {
+                credentials += try await listIfServed("/consumers/\(segment)/\(type)").compactMap { Wire.credential($0, type: type) }
+            }
+            let groups = try await listIfServed("/consumers/\(segment)/acls").compactMap { $0["group"]?.stringValue }.sorted()
+            var restrictions: [String] = []
+            if !groups.isEmpty { restrictions.append("acl groups: \(groups.joined(separator: ", "))") }
+            for plugin in plugins where plugin.isConsumerOnly && !plugin.isOurs && plugin.foreignBlock == nil && plugin.enabled {
+                restrictions.append("\(plugin.name) plugin \(plugin.id) on the consumer")
+            }
             result[id] = ConsumerDetails(
                 keys: keys.sorted(), ourBlock: plugins.first { $0.isOurs }.map { BlockID($0.id) },
-                foreign: plugins.lazy.compactMap(\.foreignBlock).first)
+                foreign: plugins.lazy.compactMap(\.foreignBlock).first, credentials: credentials.sorted(),
+                restrictions: restrictions)
         }
         return result
+    }
+
+    /// A credential collection, or none when this Kong does not serve it: a plugin's endpoints exist
+    /// only when the plugin is loaded, and an unknown path is 404 (§1). The consumer itself was just
+    /// read through key-auth, so a 404 here is the path, not the consumer.
+    func listIfServed(_ path: String) async throws -> [JSONValue] {
+        do {
+            return try await list(path, query: [])
+        } catch let error as GatewayError where error.status == 404 {
+            return []
+        }
+    }
+
+    /// Deletes a credential of another type than key-auth at `/consumers/{c}/{type}/{id}`.
+    public func deleteCredential(_ credential: CredentialRef, of consumer: ConsumerID) async throws {
+        guard Wire.otherCredentialTypes.contains(credential.type) else {
+            if credential.type == "key-auth" { return try await deleteKey(KeyID(credential.id), of: consumer) }
+            throw GatewayError("gateway \(name): idp-sync does not delete \(credential.type) credentials")
+        }
+        let path =
+            "/consumers/\(URLEncoding.component(consumer.rawValue))/\(credential.type)/\(URLEncoding.component(credential.id))"
+        let answer = try await deleteOnceMore(path)
+        guard answer.status == 204 || answer.status == 404 else { throw failure("DELETE", path, answer) }
     }
 
     /// The consumer as it is now, checked to be in scope: one that lost a `select_tags` tag since

@@ -23,10 +23,31 @@ enum Wire {
             tags: json["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [])
     }
 
-    /// The key's value is fingerprinted here and dropped.
-    static func key(_ json: JSONValue) -> KeyRef? {
+    /// The key's value is fingerprinted here and dropped. A `ttl` is the seconds left (§7): with
+    /// `now` it becomes the time the key expires.
+    static func key(_ json: JSONValue, now: Int64? = nil) -> KeyRef? {
         guard let id = json["id"]?.stringValue, let value = json["key"]?.stringValue else { return nil }
-        return KeyRef(id: KeyID(id), fingerprint: KeyFingerprint.of(value))
+        var expiresAt: Int64? = nil
+        if let now, let ttl = json["ttl"]?.intValue, ttl >= 0 { expiresAt = TimeFormat.adding(now, ttl) }
+        return KeyRef(id: KeyID(id), fingerprint: KeyFingerprint.of(value), expiresAt: expiresAt)
+    }
+
+    /// The credential types besides key-auth, by their path under `/consumers/{c}/`.
+    static let otherCredentialTypes = ["basic-auth", "hmac-auth", "jwt", "oauth2"]
+
+    /// A credential by what names it; its secret (password, hmac or jwt secret, client_secret) is
+    /// never read out of the JSON.
+    static func credential(_ json: JSONValue, type: String) -> CredentialRef? {
+        guard let id = json["id"]?.stringValue else { return nil }
+        let field =
+            switch type {
+            case "basic-auth", "hmac-auth": "username"
+            case "jwt": "key"
+            case "oauth2": "client_id"
+            default: "id"
+            }
+        let value = json[field]?.stringValue ?? "?"
+        return CredentialRef(type: type, id: id, identity: "\(field)=\(TextEscape.bounded(value, limit: 200))")
     }
 
     /// True when the consumer carries every tag of `select_tags`.

@@ -20,7 +20,7 @@ extension Reader {
     ]
     static let policyKeys = [
         "grace_period", "disabled_grace_period", "on_missing", "max_disable", "max_disable_percent", "min_users",
-        "max_shrink_percent", "protected",
+        "max_shrink_percent", "protected", "delete_credentials",
     ]
 
     /// Per request or operation: 1s to 24h.
@@ -258,6 +258,19 @@ extension Reader {
         policy.minUsers = int(map, "min_users", p, default: policy.minUsers, range: 0...Int.max)
         policy.maxShrinkPercent = double(map, "max_shrink_percent", p, default: policy.maxShrinkPercent)
         policy.protected = stringList(map, "protected", p) ?? []
+        if let types = stringList(map, "delete_credentials", p) {
+            let known = CredentialRef.types
+            for type in types where !known.contains(type) {
+                problem("policy.delete_credentials", "'\(type)' is not a credential type; use \(known.joined(separator: ", "))")
+            }
+            if Set(types).count != types.count { problem("policy.delete_credentials", "names a type twice") }
+            if !types.isEmpty && policy.onMissing != .deleteKeys {
+                problem(
+                    "policy.delete_credentials",
+                    "only takes effect with on_missing: delete-keys (it names what the delete step removes)")
+            }
+            policy.deleteCredentials = types
+        }
         return policy
     }
 

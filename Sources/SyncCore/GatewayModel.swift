@@ -37,27 +37,67 @@ public struct KeyRef: Hashable, Sendable, Codable, Comparable {
     public var id: KeyID
     /// `sha256:` + the first 16 hex digits of SHA-256(key).
     public var fingerprint: String
+    /// When the gateway expires the key by itself (a key-auth `ttl`), in unix seconds.
+    public var expiresAt: Int64?
 
-    public init(id: KeyID, fingerprint: String) {
+    public init(id: KeyID, fingerprint: String, expiresAt: Int64? = nil) {
         self.id = id
         self.fingerprint = fingerprint
+        self.expiresAt = expiresAt
     }
 
     public static func < (a: KeyRef, b: KeyRef) -> Bool { a.id < b.id }
 }
 
-/// What is read only for consumers the plan acts on: their keys, our block and anyone else's.
+/// A credential of any type, by what names it without its secret: a key-auth key's fingerprint,
+/// a basic-auth or hmac-auth username, a jwt `key`, an oauth2 `client_id`.
+public struct CredentialRef: Hashable, Sendable, Comparable {
+    /// The gateway's name for the type (`key-auth`, `basic-auth`, `hmac-auth`, `jwt`, `oauth2`).
+    public var type: String
+    public var id: String
+    /// Non-secret: `sha256:…` for a key, else the field that names it (`username=…`, `key=…`, `client_id=…`).
+    public var identity: String
+
+    public init(type: String, id: String, identity: String) {
+        self.type = type
+        self.id = id
+        self.identity = identity
+    }
+
+    /// The credential types a gateway may report, in the order reports list them.
+    public static let types = ["key-auth", "basic-auth", "hmac-auth", "jwt", "oauth2"]
+
+    /// `type:id`, as the plan hash names a credential.
+    public var qualifiedID: String { "\(type):\(id)" }
+
+    public static func < (a: CredentialRef, b: CredentialRef) -> Bool {
+        (types.firstIndex(of: a.type) ?? types.count, a.type, a.id) < (types.firstIndex(of: b.type) ?? types.count, b.type, b.id)
+    }
+}
+
+/// What is read only for consumers the plan acts on: their keys and other credentials, our block
+/// and anyone else's, and what else restricts the consumer.
 public struct ConsumerDetails: Hashable, Sendable {
     public var keys: [KeyRef]
     /// Our block on the consumer, if any.
     public var ourBlock: BlockID?
     /// A person's block or a conflicting configuration, if any.
     public var foreign: ForeignBlock?
+    /// Every credential, key-auth included, sorted by type then id.
+    public var credentials: [CredentialRef]
+    /// What else limits the consumer, in the gateway's words (acl groups, consumer-scoped plugins).
+    public var restrictions: [String]
 
-    public init(keys: [KeyRef], ourBlock: BlockID? = nil, foreign: ForeignBlock? = nil) {
+    public init(
+        keys: [KeyRef], ourBlock: BlockID? = nil, foreign: ForeignBlock? = nil, credentials: [CredentialRef]? = nil,
+        restrictions: [String] = []
+    ) {
         self.keys = keys
         self.ourBlock = ourBlock
         self.foreign = foreign
+        self.credentials =
+            credentials ?? keys.map { CredentialRef(type: "key-auth", id: $0.id.rawValue, identity: $0.fingerprint) }
+        self.restrictions = restrictions
     }
 }
 

@@ -149,7 +149,8 @@ private struct GatewayPlanner {
             if na != nb { return na < nb }
             if a.consumer.id != b.consumer.id { return a.consumer.id < b.consumer.id }
             if a.kind != b.kind { return a.kind < b.kind }
-            return (a.keys.first?.id.rawValue ?? "") < (b.keys.first?.id.rawValue ?? "")
+            if a.keys.first?.id != b.keys.first?.id { return (a.keys.first?.id.rawValue ?? "") < (b.keys.first?.id.rawValue ?? "") }
+            return (a.credentials.first?.qualifiedID ?? "") < (b.credentials.first?.qualifiedID ?? "")
         }
         findings.sort { a, b in
             let na = name(a.consumer), nb = name(b.consumer)
@@ -171,12 +172,13 @@ private struct GatewayPlanner {
 
     mutating func act(
         _ kind: ActionKind, _ situation: Situation, _ consumer: Consumer, user: DirectoryUser?, keys: [KeyRef] = [],
-        tagsAfter: [String]? = nil, block: BlockID? = nil, reason: String
+        credentials: [CredentialRef] = [], tagsAfter: [String]? = nil, block: BlockID? = nil, reason: String
     ) {
-        actions.append(
-            SyncAction(
-                gateway: gateway, kind: kind, situation: situation, consumer: consumer, user: user, keys: keys,
-                tagsAfter: tagsAfter, block: block, reason: reason))
+        var action = SyncAction(
+            gateway: gateway, kind: kind, situation: situation, consumer: consumer, user: user, keys: keys,
+            tagsAfter: tagsAfter, block: block, reason: reason)
+        action.credentials = credentials
+        actions.append(action)
     }
 
     mutating func planConsumer(_ consumer: Consumer, hash: UInt64?, claims: [String: Int]) {
@@ -224,8 +226,8 @@ private struct GatewayPlanner {
             let details = snapshot.details[consumer.id]
             if details == nil { detailsNeeded.insert(consumer.id) }
             act(
-                .restore, .linked, consumer, user: user, keys: details?.keys ?? [], tagsAfter: foreign,
-                block: ourBlock, reason: "user \(name) is active again")
+                .restore, .linked, consumer, user: user, keys: details?.keys ?? [], credentials: details?.credentials ?? [],
+                tagsAfter: foreign, block: ourBlock, reason: "user \(name) is active again")
         } else if marks.hasAny {
             act(.unflag, .linked, consumer, user: user, tagsAfter: foreign, reason: "user \(name) is active again")
         }
@@ -294,14 +296,17 @@ private struct GatewayPlanner {
                 ? "\(why); our disabled tag was on it without our block"
                 : "\(reason == .missing ? "missing" : "deactivated") since \(TimeFormat.rfc3339(since)), grace \(TimeFormat.duration(grace))"
             act(
-                .disable, situation, consumer, user: user, keys: details?.keys ?? [], tagsAfter: disabledTags,
-                reason: disableWhy)
+                .disable, situation, consumer, user: user, keys: details?.keys ?? [], credentials: details?.credentials ?? [],
+                tagsAfter: disabledTags, reason: disableWhy)
         }
         if policy.onMissing == .deleteKeys && (hasBlock || wantsBlock), let details {
-            for key in details.keys.sorted() {
-                act(
-                    .deleteKey, situation, consumer, user: user, keys: [key],
-                    reason: "on_missing: delete-keys; \(reason == .missing ? "missing" : "deactivated") since \(TimeFormat.rfc3339(since))")
+            let why = "on_missing: delete-keys; \(reason == .missing ? "missing" : "deactivated") since \(TimeFormat.rfc3339(since))"
+            if policy.deleteCredentials.contains("key-auth") {
+                for key in details.keys.sorted() { act(.deleteKey, situation, consumer, user: user, keys: [key], reason: why) }
+            }
+            for credential in details.credentials.sorted()
+            where credential.type != "key-auth" && policy.deleteCredentials.contains(credential.type) {
+                act(.deleteCredential, situation, consumer, user: user, credentials: [credential], reason: why)
             }
         }
     }

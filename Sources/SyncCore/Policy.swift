@@ -17,12 +17,15 @@ public struct Policy: Hashable, Sendable {
     public var minUsers: Int
     public var maxShrinkPercent: Double
     public var protected: [String]
+    /// With `on_missing: delete-keys`, the credential types the delete step removes.
+    public var deleteCredentials: [String]
 
     public init(
         gracePeriod: Int64 = 86_400, disabledGracePeriod: Int64 = 0, onMissing: OnMissing = .disable,
         maxDisable: Int = 25, maxDisablePercent: Double = 5, minUsers: Int = 1, maxShrinkPercent: Double = 20,
-        protected: [String] = []
+        protected: [String] = [], deleteCredentials: [String] = ["key-auth"]
     ) {
+        self.deleteCredentials = deleteCredentials
         self.gracePeriod = gracePeriod
         self.disabledGracePeriod = disabledGracePeriod
         self.onMissing = onMissing

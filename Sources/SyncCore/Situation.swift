@@ -19,6 +19,8 @@ public enum ActionKind: String, Hashable, Sendable, Codable, CaseIterable, Compa
     case flag
     case disable
     case deleteKey = "delete-key"
+    /// Deletes a credential of another type than key-auth (`policy.delete_credentials`).
+    case deleteCredential = "delete-credential"
     case unflag
     case restore
 
@@ -28,5 +30,5 @@ public enum ActionKind: String, Hashable, Sendable, Codable, CaseIterable, Compa
     }
 
     /// Actions that stop a consumer's keys from working; the brakes count these.
-    public var isDisabling: Bool { self == .disable || self == .deleteKey }
+    public var isDisabling: Bool { self == .disable || self == .deleteKey || self == .deleteCredential }
 }

@@ -7,6 +7,8 @@ public struct SyncAction: Hashable, Sendable {
     public var user: DirectoryUser?
     /// `disable` and `restore`: the consumer's keys; `delete-key`: the one key; otherwise may be empty.
     public var keys: [KeyRef]
+    /// `disable` and `restore`: every credential of the consumer; `delete-credential`: the one.
+    public var credentials: [CredentialRef] = []
     /// The consumer's tags after this action, given the tags before it in this run.
     public var tagsAfter: [String]?
     /// Our block to remove (`restore`).
@@ -30,7 +32,10 @@ public struct SyncAction: Hashable, Sendable {
 
     /// The line this action contributes to the plan hash (docs/operations.md).
     public var hashLine: String {
-        let keyIDs = keys.map(\.id.rawValue).sorted().joined(separator: ",")
+        let keyIDs =
+            kind == .deleteCredential
+            ? credentials.map(\.qualifiedID).sorted().joined(separator: ",")
+            : keys.map(\.id.rawValue).sorted().joined(separator: ",")
         return [gateway, kind.rawValue, situation.rawValue, consumer.id.rawValue, user?.id.rawValue ?? "", keyIDs]
             .joined(separator: "|")
     }

@@ -51,6 +51,7 @@ public struct Explanation: Sendable, Equatable {
         case userDeleted = "user-deleted-or-altered"
         case userDisabled = "user-disabled"
         case keyRevoked = "key-revoked"
+        case keyExpired = "key-expired"
         case otherEnvironment = "key-from-another-environment"
         case syncDelay = "sync-delay"
         case withinGrace = "within-grace-period"
@@ -103,6 +104,24 @@ public enum Explainer {
                             "if the consumer must work without a directory user, add it to policy.protected",
                         ])
                 }
+                // The journal saw the key with a ttl that has run out since: Kong expired it by itself.
+                let seen = e.history.compactMap { entry -> (KeyRef, JournalEvent.ActionRecord)? in
+                    let record: JournalEvent.ActionRecord
+                    switch entry.event {
+                    case .intent(let r), .outcome(let r, _, _): record = r
+                    default: return nil
+                    }
+                    return record.keys.first { $0.fingerprint == fingerprint && $0.expiresAt != nil }.map { ($0, record) }
+                }
+                if let (key, record) = seen.last, let expiry = key.expiresAt, expiry <= e.now {
+                    let owner = record.consumer.username ?? record.consumer.id.rawValue
+                    facts.append(
+                        "the journal saw it on consumer \(owner) with a ttl: it expired at \(TimeFormat.rfc3339(expiry))")
+                    return Explanation(
+                        cause: .keyExpired, facts: facts,
+                        verdict: "the key expired: the gateway deleted it when its ttl ran out; idp-sync did not remove it",
+                        advice: ["issue a new key for consumer \(owner) (with a longer ttl, or none)"])
+                }
                 facts.append("the journal has no record of this key")
                 return Explanation(
                     cause: .otherEnvironment, facts: facts,
@@ -124,6 +143,11 @@ public enum Explainer {
         let theirs = e.details?.foreign
         if let fingerprint = e.keyFingerprint { facts.append("key \(fingerprint) belongs to consumer \(name) on gateway \(e.gateway)") }
         facts.append("consumer \(name): tags \(consumer.tagList)")
+        if let details = e.details {
+            let credentials = details.credentials.map { "\($0.type) \($0.identity)" }
+            facts.append("credentials: " + (credentials.isEmpty ? "none" : credentials.joined(separator: ", ")))
+            for restriction in details.restrictions { facts.append("restriction: \(restriction)") }
+        }
         if let ours { facts.append("idp-sync's block \(ours) stops every key of it (status \(Marks.blockStatus))") }
         if let theirs {
             let effect: String
@@ -172,9 +196,15 @@ public enum Explainer {
                         "if the key fails now, the cause is elsewhere (ACL, rate limit, key ttl, another plugin)",
                     ])
             }
+            let restrictions = e.details?.restrictions ?? []
             return Explanation(
                 cause: .notOurs, facts: facts, verdict: "idp-sync has not disabled this consumer",
-                advice: ["the failure has another cause: a key ttl, an ACL, a rate limit or another plugin"])
+                advice: restrictions.isEmpty
+                    ? ["the failure has another cause: a key ttl, an ACL, a rate limit or another plugin"]
+                    : [
+                        "the failure has another cause: check the restrictions above (\(restrictions.joined(separator: "; "))) against the route that failed",
+                        "or a key ttl, a rate limit or a plugin on the route or service",
+                    ])
         }
 
         let restoreHint = lastRun.map { "to undo that run: \(ShellWords.command(["restore"] + e.configArguments + ["--run", $0]))" }

@@ -65,14 +65,19 @@ public enum JournalEvent: Sendable, Equatable {
         public var consumer: Consumer
         public var user: DirectoryUser?
         public var keys: [KeyRef]
+        /// Every credential the action concerns, of every type (key-auth too); `keys` keeps its
+        /// meaning (key-auth) for readers that know only it.
+        public var credentials: [CredentialRef]
         public var before: [String]
         public var after: [String]
         public var reason: String
 
         public init(
             run: String?, gateway: String, action: ActionKind, situation: Situation, consumer: Consumer,
-            user: DirectoryUser?, keys: [KeyRef], before: [String], after: [String], reason: String
+            user: DirectoryUser?, keys: [KeyRef], credentials: [CredentialRef] = [], before: [String], after: [String],
+            reason: String
         ) {
+            self.credentials = credentials
             self.run = run
             self.gateway = gateway
             self.action = action
@@ -252,8 +257,8 @@ public enum JournalEvent: Sendable, Equatable {
         [
             "run": JSONValue(a.run), "gateway": .string(a.gateway), "action": .string(a.action.rawValue),
             "situation": .string(a.situation.rawValue), "consumer": a.consumer.json, "user": a.user?.json ?? .null,
-            "keys": .array(a.keys.map(\.json)), "before": JSONValue(a.before), "after": JSONValue(a.after),
-            "reason": .string(a.reason),
+            "keys": .array(a.keys.map(\.json)), "credentials": .array(a.credentials.map(\.json)),
+            "before": JSONValue(a.before), "after": JSONValue(a.after), "reason": .string(a.reason),
         ]
     }
 }
@@ -341,11 +346,18 @@ public struct JournalEntry: Sendable {
         }
         let keys: [KeyRef] = (r["keys"]?.arrayValue ?? []).compactMap { k in
             guard let id = k["id"]?.stringValue, let fingerprint = k["fingerprint"]?.stringValue else { return nil }
-            return KeyRef(id: KeyID(id), fingerprint: fingerprint)
+            return KeyRef(
+                id: KeyID(id), fingerprint: fingerprint, expiresAt: k["expires_at"]?.stringValue.flatMap(TimeFormat.parseRFC3339))
+        }
+        let credentials: [CredentialRef] = (r["credentials"]?.arrayValue ?? []).compactMap { c in
+            guard let type = c["type"]?.stringValue, let id = c["id"]?.stringValue, let identity = c["identity"]?.stringValue
+            else { return nil }
+            return CredentialRef(type: type, id: id, identity: identity)
         }
         func tags(_ key: String) -> [String] { r[key]?.arrayValue?.compactMap(\.stringValue) ?? [] }
         return JournalEvent.ActionRecord(
             run: r["run"]?.stringValue, gateway: gateway, action: kind, situation: situation, consumer: consumer, user: user,
-            keys: keys, before: tags("before"), after: tags("after"), reason: r["reason"]?.stringValue ?? "")
+            keys: keys, credentials: credentials, before: tags("before"), after: tags("after"),
+            reason: r["reason"]?.stringValue ?? "")
     }
 }

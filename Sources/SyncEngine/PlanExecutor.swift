@@ -79,8 +79,8 @@ struct PlanExecutor {
                 let after = action.tagsAfter ?? before
                 let record = JournalEvent.ActionRecord(
                     run: runID, gateway: action.gateway, action: action.kind, situation: action.situation,
-                    consumer: action.consumer, user: action.user, keys: action.keys, before: before, after: after,
-                    reason: action.reason)
+                    consumer: action.consumer, user: action.user, keys: action.keys, credentials: action.credentials,
+                    before: before, after: after, reason: action.reason)
                 do {
                     let seq = try journal.append(.intent(record))
                     pending.append(Pending(index: index, action: action, record: record, intentSeq: seq, before: before, after: after))
@@ -185,6 +185,8 @@ struct PlanExecutor {
             _ = try await gateway.mark(current.id, with: marks, keeping: foreign)
         case .deleteKey:
             for key in action.keys { try await gateway.deleteKey(key.id, of: current.id) }
+        case .deleteCredential:
+            for credential in action.credentials { try await gateway.deleteCredential(credential, of: current.id) }
         }
     }
 }

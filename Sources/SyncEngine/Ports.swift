@@ -118,6 +118,8 @@ public protocol Gateway: Sendable {
     func unblock(_ block: BlockID, of consumer: ConsumerID) async throws
     /// Deletes one key credential; one that is already gone counts as deleted.
     func deleteKey(_ id: KeyID, of consumer: ConsumerID) async throws
+    /// Deletes one credential of another type; one that is already gone counts as deleted.
+    func deleteCredential(_ credential: CredentialRef, of consumer: ConsumerID) async throws
     /// The key with this fingerprint and its consumer (the key itself is never sent).
     func findKey(fingerprint: String) async throws -> (key: KeyID, consumer: ConsumerID)?
     /// A consumer by id, username or custom_id, in scope or not (for `explain`).

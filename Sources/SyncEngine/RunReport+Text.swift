@@ -48,6 +48,9 @@ extension RunReport {
                 for (i, action) in plan.actions.enumerated() where action.gateway == name {
                     var reason = action.reason
                     if action.kind == .deleteKey, let key = action.keys.first { reason = "key \(key.fingerprint); " + reason }
+                    if action.kind == .deleteCredential, let credential = action.credentials.first {
+                        reason = "\(credential.type) \(credential.identity); " + reason
+                    }
                     var outcome = ""
                     if showOutcome {
                         switch outcomes[i] {
@@ -58,7 +61,7 @@ extension RunReport {
                     }
                     rows.append(
                         Row(
-                            symbol: Self.symbol(action.kind), kind: action.kind.rawValue, consumer: e(Self.shortName(action.consumer)),
+                            symbol: Self.symbol(action.kind), kind: action.kind == .deleteCredential ? "delete-cred" : action.kind.rawValue, consumer: e(Self.shortName(action.consumer)),
                             situation: action.situation.rawValue, outcome: outcome, detail: e(reason),
                             tint: Self.tint(action.kind)))
                 }
@@ -162,7 +165,7 @@ extension RunReport {
     static func symbol(_ kind: ActionKind) -> String {
         switch kind {
         case .flag: "~"
-        case .disable, .deleteKey: "-"
+        case .disable, .deleteKey, .deleteCredential: "-"
         case .unflag, .restore: "+"
         }
     }
@@ -170,7 +173,7 @@ extension RunReport {
     static func tint(_ kind: ActionKind) -> String {
         switch kind {
         case .flag: "33"
-        case .disable, .deleteKey: "31"
+        case .disable, .deleteKey, .deleteCredential: "31"
         case .unflag, .restore: "32"
         }
     }

@@ -99,7 +99,16 @@ extension DirectoryUser {
 }
 
 extension KeyRef {
-    public var json: JSONValue { ["id": .string(id.rawValue), "fingerprint": .string(fingerprint)] }
+    public var json: JSONValue {
+        var fields: [String: JSONValue] = ["id": .string(id.rawValue), "fingerprint": .string(fingerprint)]
+        if let expiresAt { fields["expires_at"] = .string(TimeFormat.rfc3339(expiresAt)) }
+        return .object(fields)
+    }
+}
+
+extension CredentialRef {
+    /// `{type, id, identity}`: never a secret (the adapter keeps only what names the credential).
+    public var json: JSONValue { ["type": .string(type), "id": .string(id), "identity": .string(identity)] }
 }
 
 extension SyncAction {
@@ -108,6 +117,7 @@ extension SyncAction {
         [
             "gateway": .string(gateway), "action": .string(kind.rawValue), "situation": .string(situation.rawValue),
             "consumer": consumer.json, "user": user?.json ?? .null, "keys": .array(keys.map(\.json)),
+            "credentials": .array(credentials.map(\.json)),
         ]
     }
 }

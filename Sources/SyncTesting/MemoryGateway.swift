@@ -14,6 +14,9 @@ public final class MemoryGateway: Gateway, Sendable {
         public var blocks: [ConsumerID: BlockID] = [:]
         public var foreign: [ConsumerID: ForeignBlock] = [:]
         public var keys: [ConsumerID: [KeyRef]] = [:]
+        /// Credentials of other types than key-auth.
+        public var credentials: [ConsumerID: [CredentialRef]] = [:]
+        public var restrictions: [ConsumerID: [String]] = [:]
         /// Every write, in the order it started: "mark c-1", "block c-1", "unblock c-1", "delete-key k-1".
         public var writes: [String] = []
         public var inFlight = 0
@@ -44,11 +47,16 @@ public final class MemoryGateway: Gateway, Sendable {
     }
 
     /// Adds a managed consumer.
-    public func add(_ consumer: Consumer, keys: [KeyRef] = [], foreign: ForeignBlock? = nil, blocked: Bool = false) {
+    public func add(
+        _ consumer: Consumer, keys: [KeyRef] = [], credentials: [CredentialRef] = [], restrictions: [String] = [],
+        foreign: ForeignBlock? = nil, blocked: Bool = false
+    ) {
         state.withLock { s in
             s.consumers[consumer.id] = consumer
             s.order.append(consumer.id)
             s.keys[consumer.id] = keys
+            s.credentials[consumer.id] = credentials
+            s.restrictions[consumer.id] = restrictions
             s.foreign[consumer.id] = foreign
             if blocked {
                 s.nextBlock += 1
@@ -71,7 +79,12 @@ public final class MemoryGateway: Gateway, Sendable {
         state.withLock { s in
             var out: [ConsumerID: ConsumerDetails] = [:]
             for id in consumers {
-                out[id] = ConsumerDetails(keys: s.keys[id] ?? [], ourBlock: s.blocks[id], foreign: s.foreign[id])
+                let keys = s.keys[id] ?? []
+                let all = keys.map { CredentialRef(type: "key-auth", id: $0.id.rawValue, identity: $0.fingerprint) }
+                    + (s.credentials[id] ?? [])
+                out[id] = ConsumerDetails(
+                    keys: keys, ourBlock: s.blocks[id], foreign: s.foreign[id], credentials: all.sorted(),
+                    restrictions: s.restrictions[id] ?? [])
             }
             return out
         }
@@ -124,6 +137,12 @@ public final class MemoryGateway: Gateway, Sendable {
     public func deleteKey(_ id: KeyID, of consumer: ConsumerID) async throws {
         try await write("delete-key \(id)") { s in
             s.keys[consumer]?.removeAll { $0.id == id }
+        }
+    }
+
+    public func deleteCredential(_ credential: CredentialRef, of consumer: ConsumerID) async throws {
+        try await write("delete-credential \(credential.qualifiedID)") { s in
+            s.credentials[consumer]?.removeAll { $0.type == credential.type && $0.id == credential.id }
         }
     }
 

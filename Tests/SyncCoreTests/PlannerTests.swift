@@ -340,3 +340,59 @@ struct PlannerParallelTests {
 extension String {
     fileprivate func padding(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
+
+@Suite("Planner: credentials to delete, consumers waiting out their grace")
+struct PlannerCredentialTests {
+    /// `policy.delete_credentials` decides which types the delete step removes: key-auth as
+    /// `delete-key`, every other type as `delete-credential` with `type:id` in the plan hash.
+    @Test(arguments: [
+        (["key-auth"], ["delete-key k-0"]),
+        (["key-auth", "jwt"], ["delete-key k-0", "delete-credential jwt:j-1"]),
+        (["jwt", "basic-auth"], ["delete-credential basic-auth:b-1", "delete-credential jwt:j-1"]),
+        ([String](), [String]()),
+    ] as [([String], [String])])
+    func deleteCredentialsNamesTheTypes(_ types: [String], _ expected: [String]) {
+        var c = PlannerCase(name: "credentials", user: .absent, grace: 0, expected: [], situation: .missing)
+        c.keys = 1
+        var (directory, gateway) = PlannerTests().build(c)
+        let id = ConsumerID("c-1")
+        let keys = gateway.details[id]!.keys
+        gateway.details[id] = ConsumerDetails(
+            keys: keys, credentials: [
+                CredentialRef(type: "key-auth", id: "k-0", identity: "sha256:0"),
+                CredentialRef(type: "jwt", id: "j-1", identity: "key=iss-1"),
+                CredentialRef(type: "basic-auth", id: "b-1", identity: "username=alice"),
+                CredentialRef(type: "hmac-auth", id: "h-1", identity: "username=alice"),
+            ])
+        let policy = Policy(gracePeriod: 0, onMissing: .deleteKeys, deleteCredentials: types)
+        let plan = Planner(policy: policy, gateways: []).plan(directory: directory, snapshots: [gateway], now: now)
+        let deletions = plan.actions.filter { $0.kind == .deleteKey || $0.kind == .deleteCredential }.map { action in
+            action.kind == .deleteKey
+                ? "delete-key \(action.keys[0].id)" : "delete-credential \(action.credentials[0].qualifiedID)"
+        }
+        #expect(deletions == expected)
+        // The disable carries every credential, so the journal lists them all.
+        #expect(plan.actions.first { $0.kind == .disable }?.credentials.count == 4)
+        for action in plan.actions where action.kind == .deleteCredential {
+            #expect(action.hashLine.hasSuffix("|" + action.credentials[0].qualifiedID))
+        }
+    }
+
+    /// A flagged consumer inside its grace period is listed with the time a run disables it.
+    static let waitingRows: [(OnMissing, Int64, Bool)] = [
+        (.disable, 3600, true), (.disable, 90_000, false), (.flag, 3600, false), (.deleteKeys, 3600, true),
+    ]
+
+    @Test(arguments: waitingRows)
+    func waitingConsumersCarryTheirDisableTime(_ onMissing: OnMissing, _ age: Int64, _ waits: Bool) {
+        let c = PlannerCase(
+            name: "waiting", user: .absent,
+            tags: ["idp-managed", Marks.orphaned, since(now - age), Marks.reasonPrefix + "missing"], expected: [],
+            situation: .missing)
+        let (directory, gateway) = PlannerTests().build(c)
+        let plan = Planner(policy: Policy(gracePeriod: 86_400, onMissing: onMissing), gateways: []).plan(
+            directory: directory, snapshots: [gateway], now: now)
+        let expected: [Int64] = waits ? [now - age + 86_400] : []
+        #expect(plan.waiting.map { $0.disableAt } == expected)
+    }
+}

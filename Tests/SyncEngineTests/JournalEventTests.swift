@@ -8,15 +8,23 @@ struct JournalEventTests {
     static let consumer = Consumer(id: ConsumerID("c-1"), username: "alice", customID: "u-1", tags: nil)
     static let action = JournalEvent.ActionRecord(
         run: "r-1", gateway: "prod", action: .disable, situation: .missing, consumer: consumer, user: nil,
-        keys: [KeyRef(id: KeyID("k-1"), fingerprint: "sha256:0011223344556677")], before: ["idp-managed"],
-        after: ["idp-managed", "idp-sync:disabled"], reason: "gone")
+        keys: [KeyRef(id: KeyID("k-1"), fingerprint: "sha256:0011223344556677", expiresAt: 1_796_000_000)],
+        credentials: [
+            CredentialRef(type: "key-auth", id: "k-1", identity: "sha256:0011223344556677"),
+            CredentialRef(type: "jwt", id: "j-1", identity: "key=issuer-1"),
+        ], before: ["idp-managed"], after: ["idp-managed", "idp-sync:disabled"], reason: "gone")
 
     @Test func anOutcomeHasTheDocumentedFields() {
         let fields = JournalEvent.outcome(Self.action, intent: 41, result: .failed("boom")).fields
         let expected: [String: JSONValue] = [
             "event": "outcome", "run": "r-1", "gateway": "prod", "action": "disable", "situation": "missing",
             "consumer": ["id": "c-1", "username": "alice", "custom_id": "u-1"], "user": .null,
-            "keys": [["id": "k-1", "fingerprint": "sha256:0011223344556677"]], "before": ["idp-managed"],
+            "keys": [["id": "k-1", "fingerprint": "sha256:0011223344556677", "expires_at": "2026-11-30T00:53:20Z"]],
+            "credentials": [
+                ["type": "key-auth", "id": "k-1", "identity": "sha256:0011223344556677"],
+                ["type": "jwt", "id": "j-1", "identity": "key=issuer-1"],
+            ],
+            "before": ["idp-managed"],
             "after": ["idp-managed", "idp-sync:disabled"], "reason": "gone", "intent": 41, "outcome": "failed",
             "error": "boom",
         ]

@@ -165,7 +165,7 @@ struct RunMetricsTests {
         let text = RunMetrics.render(
             report: report, gateways: ["prod"], startedAt: 1, finishedAt: 2, previous: previous)
         var want: [String: Double] = [:]
-        for action in ["flag", "disable", "delete-key", "unflag", "restore"] {
+        for action in ["flag", "disable", "delete-key", "delete-credential", "unflag", "restore"] {
             for outcome in ["applied", "failed", "skipped"] { want["prod/\(action)/\(outcome)"] = 0 }
         }
         want.merge(expected) { _, new in new }
@@ -188,7 +188,7 @@ struct RunMetricsTests {
         let text = RunMetrics.render(
             report: Self.report(), gateways: ["b", "a"], startedAt: 1, finishedAt: 2, previous: nil)
         let got = Self.actionLines(text)
-        #expect(got.count == 2 * 5 * 3)
+        #expect(got.count == 2 * ActionKind.allCases.count * 3)
         #expect(got.prefix(4) == [
             #"idp_sync_actions_total{action="flag",gateway="a",outcome="applied"} 0"#,
             #"idp_sync_actions_total{action="flag",gateway="a",outcome="failed"} 0"#,
@@ -215,7 +215,7 @@ struct RunMetricsTests {
                 report: run, gateways: gateways, startedAt: 1, finishedAt: 2, previous: previous)
         }
         let carried = ActionCounters(carriedFrom: previous!).values
-        #expect(carried.count == 2 * 5 * 3)
+        #expect(carried.count == 2 * ActionKind.allCases.count * 3)
         #expect(carried[Self.series("prod", .flag, .applied)] == 1)
         #expect(carried[Self.series("prod", .disable, .failed)] == 1)
         #expect(carried[Self.series("prod", .disable, .applied)] == 2)
