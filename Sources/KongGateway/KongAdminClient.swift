@@ -38,6 +38,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         self.pool = (0..<max(1, settings.concurrency)).map { _ in HTTPClient(options: options) }
         var base = settings.adminURL
         while base.hasSuffix("/") { base.removeLast() }
+        if let workspace = settings.workspace { base += "/" + URLEncoding.component(workspace) }
         self.base = base
     }
 
@@ -84,6 +85,9 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             "kong request", metadata: ["sync.gateway": "\(name)", "http.method": "\(method)", "http.path": "\(Self.pathOnly(path))", "http.status": .stringConvertible(response.status)])
         if response.status == 401 || response.status == 403 {
             // The body is not quoted: a server or proxy may echo the token it refused.
+            if response.status == 403, settings.token != nil {
+                throw GatewayError(Self.rbacDenied(gateway: name, workspace: settings.workspace, method: method, path: path), status: 403)
+            }
             let what = response.status == 401 ? "unauthorized" : "forbidden"
             let hint =
                 settings.token == nil
@@ -94,6 +98,22 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
                 status: response.status)
         }
         return Answer(status: response.status, body: response.body)
+    }
+
+    /// Kong Enterprise RBAC answers 403 when the token's role lacks the permission the request
+    /// needs, which follows from the method (KONG-FACTS.md): one line naming the workspace, the
+    /// endpoint and the permission, so an operator knows what to grant.
+    static func rbacDenied(gateway: String, workspace: String?, method: String, path: String) -> String {
+        let permission =
+            switch method {
+            case "GET", "HEAD": "read"
+            case "POST": "create"
+            case "PUT", "PATCH": "update"
+            case "DELETE": "delete"
+            default: method
+            }
+        let endpoint = pathOnly(path)
+        return "gateway \(gateway): Kong RBAC denied \(method) \(endpoint) in workspace \(workspace ?? "default"): the token lacks the '\(permission)' permission on \(endpoint); grant it to the token's role"
     }
 
     func failure(_ method: String, _ path: String, _ answer: Answer) -> GatewayError {

@@ -7,6 +7,8 @@ public struct KongSettings: Sendable {
     /// Sent as `Kong-Admin-Token`; never logged.
     public var token: String?
     public var selectTags: [String]
+    /// Kong Enterprise: every path is `/{workspace}/…`; nil is the default workspace (no prefix).
+    public var workspace: String?
     public var timeoutSeconds: Int
     public var caFile: String?
     public var clientCert: String?
@@ -23,8 +25,10 @@ public struct KongSettings: Sendable {
     public init(
         name: String, adminURL: String, token: String? = nil, selectTags: [String], timeoutSeconds: Int = 30,
         caFile: String? = nil, clientCert: String? = nil, clientKey: String? = nil, retries: Int = 3,
-        concurrency: Int = 8, readDeadlineSeconds: Int = 900, shouldStop: @escaping @Sendable () -> Bool = { false }
+        concurrency: Int = 8, readDeadlineSeconds: Int = 900, workspace: String? = nil,
+        shouldStop: @escaping @Sendable () -> Bool = { false }
     ) {
+        self.workspace = workspace
         self.readDeadlineSeconds = readDeadlineSeconds
         self.shouldStop = shouldStop
         self.retries = retries

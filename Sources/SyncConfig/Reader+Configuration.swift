@@ -16,12 +16,15 @@ extension Reader {
     ]
     static let gatewayKeys = [
         "name", "type", "admin_url", "token", "token_file", "ca_file", "client_cert", "client_key", "select_tags",
-        "match", "timeout", "read_deadline", "concurrency", "retries", "allow_insecure",
+        "match", "timeout", "read_deadline", "concurrency", "retries", "allow_insecure", "workspace",
     ]
     static let policyKeys = [
         "grace_period", "disabled_grace_period", "on_missing", "max_disable", "max_disable_percent", "min_users",
         "max_shrink_percent", "protected", "delete_credentials",
     ]
+
+    static let workspaceCharacters = Set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_~".unicodeScalars)
 
     /// Per request or operation: 1s to 24h.
     static let timeoutRange: ClosedRange<Int64> = 1...86_400
@@ -211,6 +214,10 @@ extension Reader {
                     problem("\(p).select_tags[\(j)]", "a Kong tag must be non-empty and contain no ',' or '/'")
                 }
             }
+            let workspace = string(map, "workspace", p)
+            if let workspace, workspace.isEmpty || !workspace.unicodeScalars.allSatisfy(Self.workspaceCharacters.contains) {
+                problem("\(p).workspace", "'\(workspace)' is not a Kong workspace name (letters, digits, '.', '-', '_', '~')")
+            }
             var match = MatchRule.recommended
             if let m = mapping(map["match"], "\(p).match", allowed: ["consumer", "user"]) {
                 let consumer = string(m, "consumer", "\(p).match", required: true)
@@ -233,7 +240,8 @@ extension Reader {
                         name: name, adminURL: url, token: token, selectTags: tags ?? [], timeoutSeconds: Int(timeout),
                         caFile: string(map, "ca_file", p), clientCert: string(map, "client_cert", p),
                         clientKey: string(map, "client_key", p), retries: int(map, "retries", p, default: 3, range: 0...10),
-                        concurrency: int(map, "concurrency", p, default: 8, range: 1...64), readDeadlineSeconds: Int(deadline)),
+                        concurrency: int(map, "concurrency", p, default: 8, range: 1...64), readDeadlineSeconds: Int(deadline),
+                        workspace: workspace),
                     match: match))
         }
         return result

@@ -109,6 +109,8 @@ public struct GatewaySnapshot: Sendable {
     public var ourBlocks: [ConsumerID: BlockID]
     /// Keys and blocks of the consumers the plan acts on; filled in a second read.
     public var details: [ConsumerID: ConsumerDetails]
+    /// Consumers the journal says idp-sync disabled (at that time) and has not restored since.
+    public var disabledEarlier: [ConsumerID: Int64] = [:]
 
     public init(
         name: String, consumers: [Consumer], ourBlocks: [ConsumerID: BlockID] = [:],

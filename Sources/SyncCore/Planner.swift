@@ -246,7 +246,20 @@ private struct GatewayPlanner {
         }
         let grace = reason == .missing ? policy.gracePeriod : policy.disabledGracePeriod
         let hasBlock = ourBlock != nil
-        let graceOver = now >= TimeFormat.adding(since, grace)
+        // Our marks and our block both gone (decK, a person) while the user is still gone, yet the
+        // journal says we disabled it: a fresh clock would give the keys another grace period, so
+        // it is disabled again at once, from the time of that disable.
+        var strippedAt: Int64? = nil
+        if !marks.hasAny && !hasBlock && policy.onMissing != .flag, !snapshot.disabledEarlier.isEmpty,
+            let at = snapshot.disabledEarlier[consumer.id]
+        {
+            strippedAt = at
+            if !clockValid, at > 0, at <= now {
+                since = at
+                clockValid = true
+            }
+        }
+        let graceOver = now >= TimeFormat.adding(since, grace) || strippedAt != nil
         // Our disabled tag without our block while the user is still gone gets the block back.
         let wantsBlock = (policy.onMissing != .flag && graceOver) || marks.disabled
         let foreign = Marks.foreign(consumer.tagList)
@@ -292,9 +305,13 @@ private struct GatewayPlanner {
         let disabledTags = foreign + Marks.orphanTags(since: since, reason: reason, disabled: true)
         if wantsBlock && !hasBlock {
             let disableWhy =
-                marks.disabled && !graceOver
-                ? "\(why); our disabled tag was on it without our block"
-                : "\(reason == .missing ? "missing" : "deactivated") since \(TimeFormat.rfc3339(since)), grace \(TimeFormat.duration(grace))"
+                if let strippedAt {
+                    "\(why); the journal shows idp-sync disabled it at \(TimeFormat.rfc3339(strippedAt)) and its marks and block were removed since (decK or a person?): disabled again at once; add it to policy.protected if it must work"
+                } else if marks.disabled && !graceOver {
+                    "\(why); our disabled tag was on it without our block"
+                } else {
+                    "\(reason == .missing ? "missing" : "deactivated") since \(TimeFormat.rfc3339(since)), grace \(TimeFormat.duration(grace))"
+                }
             act(
                 .disable, situation, consumer, user: user, keys: details?.keys ?? [], credentials: details?.credentials ?? [],
                 tagsAfter: disabledTags, reason: disableWhy)

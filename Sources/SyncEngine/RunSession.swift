@@ -14,11 +14,15 @@ public struct OpenedJournal: Sendable {
     public var interrupted: (run: String, intentsWithoutOutcome: [Int64])?
     /// Set when the journal's mode was wider than it should be and was narrowed.
     public var modeFixed: String?
+    /// Consumers the journal says idp-sync disabled and has not restored, by gateway (see `JournalScan`).
+    public var disabledByUs: [String: [String: Int64]]
 
     public init(
         store: any JournalStore, lock: any Sendable, lastGoodUsers: Int? = nil, repaired: String? = nil,
-        interrupted: (run: String, intentsWithoutOutcome: [Int64])? = nil, modeFixed: String? = nil
+        interrupted: (run: String, intentsWithoutOutcome: [Int64])? = nil, modeFixed: String? = nil,
+        disabledByUs: [String: [String: Int64]] = [:]
     ) {
+        self.disabledByUs = disabledByUs
         self.store = store
         self.lock = lock
         self.lastGoodUsers = lastGoodUsers
@@ -42,6 +46,8 @@ public struct RunSession: Sendable {
     /// The `run-started` record, with `repaired` and `previous_run_interrupted` filled in.
     public let started: JournalEvent.RunStarted
     public let lastGoodUsers: Int?
+    /// Consumers the journal says idp-sync disabled and has not restored, by gateway.
+    public let disabledByUs: [String: [String: Int64]]
     private let lock: any Sendable
 
     /// Opens the session; what opening found is logged and goes into `started`.
@@ -68,10 +74,16 @@ public struct RunSession: Sendable {
                     "sync.intents_without_outcome": .stringConvertible(interrupted.intentsWithoutOutcome.count),
                 ])
         }
-        return RunSession(journal: opened.store, started: started, lastGoodUsers: opened.lastGoodUsers, lock: opened.lock)
+        return RunSession(
+            journal: opened.store, started: started, lastGoodUsers: opened.lastGoodUsers,
+            disabledByUs: opened.disabledByUs, lock: opened.lock)
     }
 
-    private init(journal: any JournalStore, started: JournalEvent.RunStarted, lastGoodUsers: Int?, lock: any Sendable) {
+    private init(
+        journal: any JournalStore, started: JournalEvent.RunStarted, lastGoodUsers: Int?,
+        disabledByUs: [String: [String: Int64]], lock: any Sendable
+    ) {
+        self.disabledByUs = disabledByUs
         self.journal = journal
         self.started = started
         self.lastGoodUsers = lastGoodUsers

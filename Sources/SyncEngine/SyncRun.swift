@@ -10,6 +10,8 @@ public struct RunOptions: Sendable {
     public var lastGoodUsers: Int?
     /// Exit 2 when changes were planned or made; otherwise such a run exits 0.
     public var detailedExitCode: Bool
+    /// Consumers the journal says idp-sync disabled and has not restored, by gateway (the caller reads it).
+    public var disabledByUs: [String: [String: Int64]] = [:]
 
     public init(
         dryRun: Bool, acceptPlan: String? = nil, acceptUsers: Int? = nil, lastGoodUsers: Int? = nil,
@@ -120,6 +122,12 @@ public struct SyncRun: Sendable {
         }
 
         // 3. Plan; read keys and blocks of the consumers acted on; plan again with them.
+        for index in snapshots.indices {
+            if let earlier = options.disabledByUs[snapshots[index].name] {
+                snapshots[index].disabledEarlier = Dictionary(
+                    uniqueKeysWithValues: earlier.map { (ConsumerID($0.key), $0.value) })
+            }
+        }
         let now = self.now()
         var plan = planner.plan(directory: directory, snapshots: snapshots, now: now)
         if !plan.detailsNeeded.isEmpty {

@@ -23,6 +23,8 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
     public private(set) var lastGoodUsers: Int?
     /// The previous run, when it was killed before its last record (see `JournalScan.interrupted`).
     public private(set) var interrupted: (run: String, unfinishedIntents: [Int64])?
+    /// See `JournalScan.disabledByUs`.
+    public private(set) var disabledByUs: [String: [String: Int64]] = [:]
     /// Set when an existing journal had a mode wider than 0640 and was narrowed to it.
     public private(set) var modeFixed: String?
     let directory: SafeDirectory
@@ -109,6 +111,7 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
         self.lastHash = scan.lastHash
         self.lastGoodUsers = scan.lastGoodUsers
         self.interrupted = scan.interrupted
+        self.disabledByUs = scan.disabledByUs
     }
 
     deinit { close(fd) }
@@ -286,6 +289,10 @@ public struct JournalScan {
     public var beforeLast: (seq: Int64, hash: String) = (0, JournalRecord.genesis)
     public var records = 0
     public var lastGoodUsers: Int?
+    /// Consumers this journal says idp-sync disabled and has not restored since, by gateway then
+    /// consumer id, with the time of that disable (so a consumer stripped of our marks and block
+    /// while its user is still gone is disabled again at once).
+    public var disabledByUs: [String: [String: Int64]] = [:]
     /// The last run, when it has no `run-finished` or `run-refused` (it was killed), and the seqs of
     /// its intents that have no outcome: writes that may or may not have reached the gateway.
     public var interrupted: (run: String, unfinishedIntents: [Int64])?
@@ -352,6 +359,19 @@ public struct JournalScan {
                 openIntents.append(checked.seq)
             case "outcome":
                 if let seq = intField(line.bytes, "intent") { openIntents.removeAll { $0 == seq } }
+                if let record = checked.record ?? (try? JSONParser.parse(Array(line.bytes))),
+                    record["outcome"]?.stringValue == "applied", let gateway = record["gateway"]?.stringValue,
+                    let consumer = record["consumer"]?["id"]?.stringValue
+                {
+                    switch record["action"]?.stringValue {
+                    case "disable":
+                        result.disabledByUs[gateway, default: [:]][consumer] =
+                            record["time"]?.stringValue.flatMap(TimeFormat.parseRFC3339) ?? 0
+                    case "restore":
+                        result.disabledByUs[gateway]?[consumer] = nil
+                    default: break
+                    }
+                }
             case "run-finished":
                 runOpen = nil
                 if let record = try? JSONParser.parse(Array(line.bytes)), record["outcome"]?.stringValue == "ok",

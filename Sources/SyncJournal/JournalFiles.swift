@@ -14,6 +14,7 @@ public struct JournalFiles: JournalOpening {
         let file = try JournalFile(path: path, directory: directory)
         return OpenedJournal(
             store: file, lock: lock, lastGoodUsers: file.lastGoodUsers, repaired: file.repaired,
-            interrupted: file.interrupted.map { ($0.run, $0.unfinishedIntents) }, modeFixed: file.modeFixed)
+            interrupted: file.interrupted.map { ($0.run, $0.unfinishedIntents) }, modeFixed: file.modeFixed,
+            disabledByUs: file.disabledByUs)
     }
 }
