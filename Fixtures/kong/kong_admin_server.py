@@ -3,21 +3,27 @@
 
 Follows Kong Gateway 3.9 OSS, DB-backed with the Postgres strategy, as summarised in
 KONG-FACTS.md in this folder (cited below as "doc §N"). Only what the idp-sync worker touches
-is modelled: node info, consumers, key-auth credentials (table `keyauth_credentials`), plugins
-(request-termination, key-auth, rate-limiting, acl), tags, pagination and the error bodies.
+is modelled: node info, consumers, key-auth credentials (table `keyauth_credentials`), the other
+credential types (basic-auth, hmac-auth, jwt, oauth2, acls: doc §14), plugins (request-termination,
+key-auth, rate-limiting, acl, basic-auth, hmac-auth, jwt, oauth2, ip-restriction), tags, pagination
+and the error bodies. With --workspaces or --rbac it acts as a Kong Enterprise 3.9.1.0 node
+(workspaces and endpoint RBAC, doc §15); with --konnect it also serves Konnect's control-plane API
+(/v2/control-planes/{id}/core-entities/…, doc §16) over the same store.
 It is a fixture, not Kong: what it does not model is listed in README.md.
 
 Usage:
   python3 kong_admin_server.py --port 0 --port-file PATH [--host 127.0.0.1] [--seed FILE.json]
                                [--dbless] [--token TOKEN] [--version 3.9.1] [--verbose]
+                               [--workspaces ws1,ws2] [--rbac RBAC.json]
+                               [--konnect CP_ID] [--konnect-token TOKEN …]
 
 The real port is written to PATH (temp file + rename) once the socket listens. SIGTERM or SIGINT
 stops the server and it exits 0.
 
 Besides the Kong routes there is a test-control API under /__test/ (never counted in the stats,
-never needs the token): stats, reset-stats, state, seed, generate, faults, quirks, clock, reset.
-See README.md for its bodies. `quirks` switches on hostile behaviour for GET /consumers (endless
-offsets, an ignored tags filter, a gzip bomb) for the client's security tests.
+never needs the token): stats, reset-stats, state, seed, generate, faults, quirks, clock, rbac,
+konnect, reset. See README.md for its bodies. `quirks` switches on hostile behaviour for
+GET /consumers (endless offsets, an ignored tags filter, a gzip bomb) for the client's security tests.
 """
 
 from __future__ import annotations
@@ -3206,8 +3212,8 @@ def parse_form(raw: bytes) -> dict:
 
 _INT_FIELDS = {"status_code", "ttl", "created_at", "updated_at", "error_code", "port", "database"}
 _BOOL_FIELDS = {"enabled", "echo", "hide_credentials", "key_in_header", "key_in_query", "key_in_body",
-                "run_on_preflight", "hide_groups_header", "fault_tolerant", "hide_client_headers"}
-_SET_FIELDS = {"tags", "protocols", "key_names", "allow", "deny"}
+                "run_on_preflight", "hide_groups_header", "fault_tolerant", "hide_client_headers", "hash_secret"}
+_SET_FIELDS = {"tags", "protocols", "key_names", "allow", "deny", "redirect_uris"}
 
 
 def _infer(obj: dict) -> dict:
