@@ -3,21 +3,27 @@
 
 Follows Kong Gateway 3.9 OSS, DB-backed with the Postgres strategy, as summarised in
 KONG-FACTS.md in this folder (cited below as "doc §N"). Only what the idp-sync worker touches
-is modelled: node info, consumers, key-auth credentials (table `keyauth_credentials`), plugins
-(request-termination, key-auth, rate-limiting, acl), tags, pagination and the error bodies.
+is modelled: node info, consumers, key-auth credentials (table `keyauth_credentials`), the other
+credential types (basic-auth, hmac-auth, jwt, oauth2, acls: doc §14), plugins (request-termination,
+key-auth, rate-limiting, acl, basic-auth, hmac-auth, jwt, oauth2, ip-restriction), tags, pagination
+and the error bodies. With --workspaces or --rbac it acts as a Kong Enterprise 3.9.1.0 node
+(workspaces and endpoint RBAC, doc §15); with --konnect it also serves Konnect's control-plane API
+(/v2/control-planes/{id}/core-entities/…, doc §16) over the same store.
 It is a fixture, not Kong: what it does not model is listed in README.md.
 
 Usage:
   python3 kong_admin_server.py --port 0 --port-file PATH [--host 127.0.0.1] [--seed FILE.json]
                                [--dbless] [--token TOKEN] [--version 3.9.1] [--verbose]
+                               [--workspaces ws1,ws2] [--rbac RBAC.json]
+                               [--konnect CP_ID] [--konnect-token TOKEN …]
 
 The real port is written to PATH (temp file + rename) once the socket listens. SIGTERM or SIGINT
 stops the server and it exits 0.
 
 Besides the Kong routes there is a test-control API under /__test/ (never counted in the stats,
-never needs the token): stats, reset-stats, state, seed, generate, faults, quirks, clock, reset.
-See README.md for its bodies. `quirks` switches on hostile behaviour for GET /consumers (endless
-offsets, an ignored tags filter, a gzip bomb) for the client's security tests.
+never needs the token): stats, reset-stats, state, seed, generate, faults, quirks, clock, rbac,
+konnect, reset. See README.md for its bodies. `quirks` switches on hostile behaviour for
+GET /consumers (endless offsets, an ignored tags filter, a gzip bomb) for the client's security tests.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
 
 DEFAULT_VERSION = "3.9.1"
+DEFAULT_EE_VERSION = "3.9.1.0"       # what GET / reports with workspaces or RBAC on (doc §11)
 
 # ---------------------------------------------------------------------------------------------
 # JSON as lua-cjson writes it (doc §1): `/` is escaped as `\/`, non-ASCII is written raw,
@@ -382,7 +389,7 @@ def v_instance_name(value):
 
 
 # ---------------------------------------------------------------------------------------------
-# Plugin schemas (doc §3, §8). Only these four names are "enabled" on this node.
+# Plugin schemas (doc §3, §8, §14). Only these names are "enabled" on this node.
 # ---------------------------------------------------------------------------------------------
 
 PROTOCOLS_HTTP = ["grpc", "grpcs", "http", "https"]
@@ -482,6 +489,76 @@ PLUGIN_SCHEMAS = {
             }),
         },
         "at_least_one_of": _RL_PERIODS,
+    },
+    # doc §14: the other authentication plugins and ip-restriction. Their configs are modelled
+    # loosely (defaults, unknown fields, basic types), like key-auth's.
+    "basic-auth": {
+        "version": None, "priority": 1100, "no_consumer": True, "protocols": PROTOCOLS_HTTP,
+        "fields": {
+            "anonymous": F("string"),
+            "hide_credentials": F("boolean", False, required=True),
+            "realm": F("string", "service", required=True),
+        },
+    },
+    "hmac-auth": {
+        "version": None, "priority": 1030, "no_consumer": True, "protocols": PROTOCOLS_HTTP,
+        "fields": {
+            "hide_credentials": F("boolean", False, required=True),
+            "clock_skew": F("number", 300, check=_gt0),
+            "anonymous": F("string"),
+            "validate_request_body": F("boolean", False, required=True),
+            "enforce_headers": F("array", [], element="string"),
+            "algorithms": F("array", ["hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"], element="string"),
+            "realm": F("string"),
+        },
+    },
+    "jwt": {
+        "version": None, "priority": 1450, "no_consumer": True, "protocols": PROTOCOLS_HTTP,
+        "fields": {
+            "uri_param_names": F("array", ["jwt"], element="string"),
+            "cookie_names": F("array", [], element="string"),
+            "key_claim_name": F("string", "iss", required=True),
+            "secret_is_base64": F("boolean", False, required=True),
+            "claims_to_verify": F("array", element="string"),
+            "anonymous": F("string"),
+            "run_on_preflight": F("boolean", True, required=True),
+            "maximum_expiration": F("number", 0),
+            "header_names": F("array", ["authorization"], element="string"),
+            "realm": F("string"),
+        },
+    },
+    "oauth2": {
+        "version": None, "priority": 1400, "no_consumer": True, "protocols": PROTOCOLS_HTTP,
+        "fields": {
+            "scopes": F("array", element="string"),
+            "mandatory_scope": F("boolean", False, required=True),
+            "provision_key": F("string"),
+            "token_expiration": F("number", 7200, required=True),
+            "enable_authorization_code": F("boolean", False, required=True),
+            "enable_implicit_grant": F("boolean", False, required=True),
+            "enable_client_credentials": F("boolean", False, required=True),
+            "enable_password_grant": F("boolean", False, required=True),
+            "hide_credentials": F("boolean", False, required=True),
+            "accept_http_if_already_terminated": F("boolean", False),
+            "anonymous": F("string"),
+            "global_credentials": F("boolean", False, required=True),
+            "auth_header_name": F("string", "authorization"),
+            "refresh_token_ttl": F("number", 1209600, required=True),
+            "reuse_refresh_token": F("boolean", False, required=True),
+            "persistent_refresh_token": F("boolean", False, required=True),
+            "pkce": F("string", "lax", one_of=["none", "lax", "strict"]),
+            "realm": F("string"),
+        },
+    },
+    "ip-restriction": {
+        "version": None, "priority": 990, "no_consumer": False, "protocols": PROTOCOLS_HTTP,
+        "fields": {
+            "allow": F("array", element="string"),
+            "deny": F("array", element="string"),
+            "status": F("number"),
+            "message": F("string"),
+        },
+        "at_least_one_of": ["allow", "deny"],
     },
 }
 
@@ -695,6 +772,120 @@ def random_keys(n: int) -> list:
     return [data[32 * i:32 * i + 32] for i in range(n)]
 
 
+# ---------------------------------------------------------------------------------------------
+# The other credential types (doc §14): one generic model for basic-auth, hmac-auth, jwt,
+# oauth2 and acls. key-auth keeps its own code above (TTL, doc §7).
+# ---------------------------------------------------------------------------------------------
+
+
+class CF:
+    """One credential field (daos.lua): kind string|boolean|uri_array, required, unique, auto."""
+
+    def __init__(self, kind="string", required=False, unique=False, auto=False, default=None, one_of=None):
+        self.kind, self.required, self.unique, self.auto = kind, required, unique, auto
+        self.default, self.one_of = default, one_of
+
+
+class CredKind:
+    def __init__(self, plugin, table, top, nested, endpoint_key, fields, konnect=True, cache_key=None):
+        self.plugin, self.table, self.top, self.nested = plugin, table, top, nested
+        self.endpoint_key = endpoint_key        # None: only the id addresses it at top level
+        self.fields = fields                    # ordered: rendered in this order
+        self.konnect = konnect                  # served under Konnect's core-entities (doc §16)
+        self.cache_key = cache_key              # acls: unique (consumer, group)
+        self.allowed = ("id", "created_at", "consumer", "tags") + tuple(fields)
+
+
+JWT_ALGORITHMS = ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
+                  "PS256", "PS384", "PS512", "EdDSA"]
+JWT_NEEDS_KEY = ("RS256", "RS512")          # jwt/daos.lua entity_checks conditional
+
+CRED_KINDS = {
+    "basic-auth": CredKind("basic-auth", "basicauth_credentials", "basic-auths", "basic-auth", "username", {
+        "username": CF(required=True, unique=True),
+        "password": CF(required=True),
+    }),
+    "hmac-auth": CredKind("hmac-auth", "hmacauth_credentials", "hmac-auths", "hmac-auth", "username", {
+        "username": CF(required=True, unique=True),
+        "secret": CF(auto=True),
+    }),
+    "jwt": CredKind("jwt", "jwt_secrets", "jwts", "jwt", "key", {
+        "key": CF(unique=True, auto=True),
+        "secret": CF(auto=True),
+        "rsa_public_key": CF(),
+        "algorithm": CF(default="HS256", one_of=JWT_ALGORITHMS),
+    }),
+    "oauth2": CredKind("oauth2", "oauth2_credentials", "oauth2", "oauth2", "client_id", {
+        "name": CF(required=True),
+        "client_id": CF(unique=True, auto=True),
+        "client_secret": CF(auto=True),
+        "hash_secret": CF("boolean", required=True, default=False),
+        "redirect_uris": CF("uri_array"),
+        "client_type": CF(required=True, default="confidential", one_of=["confidential", "public"]),
+    }, konnect=False),
+    "acls": CredKind("acls", "acls", "acls", "acls", None, {
+        "group": CF(required=True),
+    }, cache_key=("consumer", "group")),
+}
+CRED_BY_TOP = {k.top: k for k in CRED_KINDS.values()}
+CRED_BY_NESTED = {k.nested: k for k in CRED_KINDS.values()}
+
+_PEM_PUBLIC = re.compile(r"-----BEGIN (?:RSA )?PUBLIC KEY-----\s*[A-Za-z0-9+/=\s]+-----END (?:RSA )?PUBLIC KEY-----")
+
+
+def v_pem_public_key(value):
+    """jwt validate_ssl_key: the fixture only checks the PEM armour (no OpenSSL here)."""
+    return None if isinstance(value, str) and _PEM_PUBLIC.search(value) else "invalid key"
+
+
+def v_redirect_uri(uri):
+    """oauth2/daos.lua validate_uri: scheme and host required, no fragment."""
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError:
+        return f"cannot parse '{uri}'"
+    if not parts.scheme or not host:
+        return f"cannot parse '{uri}'"
+    if parts.fragment or "#" in uri:
+        return f"fragment not allowed in '{uri}'"
+    return None
+
+
+def basic_auth_hash(consumer_id: str, password) -> str:
+    """basic-auth/crypto.lua: sha1 hex of password .. consumer_id (doc §14)."""
+    import hashlib
+    return hashlib.sha1(((password or "") + consumer_id).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def oauth2_hash(secret: str) -> str:
+    """oauth2/secret.lua with PBKDF2: `$pbkdf2-sha512$i=10000,l=32$salt$hash`, unpadded base64."""
+    import hashlib
+    salt = os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha512", secret.encode("utf-8", "surrogateescape"), salt, 10000, 32)
+    b64 = lambda b: base64.b64encode(b).decode("ascii").rstrip("=")  # noqa: E731
+    return f"$pbkdf2-sha512$i=10000,l=32${b64(salt)}${b64(digest)}"
+
+
+def invalid_primary_key(fields: dict) -> KongError:
+    """Code 1: a non-UUID id where no endpoint key exists (doc §14, /acls/{x})."""
+    return KongError(400, {"code": 1, "name": "invalid primary key",
+                           "message": f"invalid primary key: '{lua_pretty(fields)}'", "fields": fields})
+
+
+class CredState:
+    """One credential table of one workspace with its indexes."""
+    __slots__ = ("kind", "table", "unique", "of", "cache")
+
+    def __init__(self, kind: CredKind):
+        self.kind = kind
+        self.table = Table(kind.table, kind.top)
+        self.unique = {name: {} for name, f in kind.fields.items() if f.unique}   # field -> value -> id
+        self.of: dict = {}          # consumer id -> [ids]
+        self.cache: dict = {}       # acls: (consumer id, group) -> id
+
+
 CONSUMER_FIELDS = ("id", "created_at", "updated_at", "username", "custom_id", "tags")
 KEYAUTH_FIELDS = ("id", "created_at", "consumer", "key", "tags")
 PLUGIN_FIELDS = ("id", "name", "instance_name", "created_at", "updated_at", "route", "service",
@@ -702,18 +893,36 @@ PLUGIN_FIELDS = ("id", "name", "instance_name", "created_at", "updated_at", "rou
 TTL_MAX = 100000000
 
 
-class Store:
-    """All entity state. Callers hold `lock` around every use."""
+class Clock:
+    """The server clock's offset, shared by every workspace's store."""
 
     def __init__(self):
-        self.lock = threading.RLock()
-        self.clock_offset = 0
+        self.offset = 0
+
+
+class Store:
+    """All entity state of one workspace. Callers hold `lock` around every use; the workspaces of
+    one server share the lock and the clock (doc §15)."""
+
+    def __init__(self, lock=None, clock=None):
+        self.lock = lock if lock is not None else threading.RLock()
+        self.clock = clock if clock is not None else Clock()
         self.reset()
+
+    @property
+    def clock_offset(self) -> int:
+        return self.clock.offset
+
+    @clock_offset.setter
+    def clock_offset(self, value: int):
+        self.clock.offset = value
 
     def reset(self):
         self.consumers = Table("consumers", "consumers")
         self.keys = Table("keyauth_credentials", "key-auths")
         self.plugins = Table("plugins", "plugins")
+        self.creds = {name: CredState(kind) for name, kind in CRED_KINDS.items()}
+        self.cred_of_table = {id(st.table): st.kind for st in self.creds.values()}
         self.by_username: dict = {}
         self.by_custom_id: dict = {}
         self.by_key: dict = {}
@@ -779,6 +988,9 @@ class Store:
             return self.render_key(row)
         if table is self.plugins:
             return self.render_plugin(row)
+        kind = self.cred_of_table.get(id(table))
+        if kind is not None:
+            return self.render_cred(kind, row)
         return row
 
     # ---- common checks ------------------------------------------------------------------------
@@ -943,9 +1155,14 @@ class Store:
         return row
 
     def delete_consumer(self, cid: str):
-        """Cascades to the consumer's key-auth credentials and plugins (doc §6)."""
+        """Cascades to the consumer's credentials and plugins (doc §6, §14)."""
         for kid in list(self.keys_of.get(cid, ())):
             self._delete_key_row(kid)
+        for kind in CRED_KINDS.values():
+            st = self.cred(kind)
+            for rid in list(st.of.get(cid, ())):
+                self._delete_cred_row(kind, rid)
+            st.of.pop(cid, None)
         for pid in list(self.plugins_of.get(cid, ())):
             self._delete_plugin_row(pid)
         self.keys_of.pop(cid, None)
@@ -1288,6 +1505,202 @@ class Store:
         if lst and pid in lst:
             lst.remove(pid)
 
+    # ---- the other credential types (doc §14) ------------------------------------------------
+    def cred(self, kind: CredKind) -> CredState:
+        return self.creds[kind.plugin]
+
+    def render_cred(self, kind: CredKind, row):
+        out = {"id": row["id"], "created_at": row["created_at"], "consumer": {"id": row["consumer_id"]}}
+        for name in kind.fields:
+            out[name] = row[name]
+        out["tags"] = row["tags"]
+        return out
+
+    def find_cred(self, kind: CredKind, ident: str, consumer_id=None):
+        """By id, else by the endpoint key; acls by group within one consumer (acl/api.lua)."""
+        st = self.cred(kind)
+        if is_uuid(ident):
+            return st.table.rows.get(ident.lower())
+        if kind.endpoint_key is not None:
+            rid = st.unique[kind.endpoint_key].get(ident)
+            return st.table.rows.get(rid) if rid else None
+        if kind.cache_key is not None and consumer_id is not None:
+            rid = st.cache.get((consumer_id, ident))
+            return st.table.rows.get(rid) if rid else None
+        raise invalid_primary_key({"id": "expected a valid UUID"})
+
+    def build_cred(self, kind: CredKind, body: dict, mode: str, existing=None, force=None) -> dict:
+        force = force or {}
+        errors: dict = {}
+        self._unknown_fields(body, kind.allowed, errors)
+        self._check_id_and_timestamps(body, errors)
+        for name, f in kind.fields.items():
+            value = body.get(name)
+            if value is None:
+                if name in body and f.required:
+                    errors[name] = "required field missing"
+                continue
+            if f.kind == "boolean":
+                err = v_boolean(value)
+            elif f.kind == "uri_array":
+                if not isinstance(value, list):
+                    err = "expected an array"
+                else:
+                    errs = [v_string(u) or v_redirect_uri(u) for u in value]
+                    while errs and errs[-1] is None:
+                        errs.pop()
+                    err = errs or None
+            else:
+                err = v_string(value)
+                if not err and f.one_of and value not in f.one_of:
+                    err = "expected one of: " + ", ".join(f.one_of)
+            if err:
+                errors[name] = err
+        tags, terr = normalize_tags(body.get("tags"))
+        if terr:
+            errors["tags"] = terr
+        consumer_ref = MISSING
+        if "consumer_id" in force:
+            pass
+        elif "consumer" in body:
+            consumer_ref = body["consumer"]
+            self._check_consumer_ref(consumer_ref, errors)
+            if consumer_ref is None:
+                errors["consumer"] = "required field missing"
+        elif mode != "update":
+            errors["consumer"] = "required field missing"
+        if mode == "update":
+            row = dict(existing)
+            for name in kind.fields:
+                if name in body and name not in errors:
+                    row[name] = body[name]
+            if "tags" in body:
+                row["tags"] = tags
+            if body.get("created_at") is not None and "created_at" not in errors:
+                row["created_at"] = as_int(body["created_at"])
+        else:
+            rid = force.get("id") or (existing["id"] if existing is not None else None)
+            if rid is None and body.get("id") is not None and "id" not in errors:
+                rid = body["id"].lower()
+            row = {"id": rid or new_uuid(),
+                   "created_at": as_int(body["created_at"]) if body.get("created_at") is not None
+                   and "created_at" not in errors else self.now(),
+                   "consumer_id": None, "tags": tags}
+            for name, f in kind.fields.items():
+                value = body.get(name) if name not in errors else None
+                if value is None and name not in force:
+                    if f.auto:
+                        value = random_keys(1)[0]
+                    elif f.default is not None:
+                        value = f.default
+                    elif f.required and name not in errors:
+                        errors[name] = "required field missing"
+                row[name] = value
+        for name, value in force.items():
+            if name in kind.fields:
+                row[name] = value
+        if kind.plugin == "jwt" and "algorithm" not in errors and row["algorithm"] in JWT_NEEDS_KEY \
+                and "rsa_public_key" not in errors:
+            if row["rsa_public_key"] is None:
+                errors["rsa_public_key"] = "required field missing"
+            elif v_pem_public_key(row["rsa_public_key"]):
+                errors["rsa_public_key"] = "invalid key"
+        if errors:
+            raise schema_violation(errors)
+        if "consumer_id" in force:
+            row["consumer_id"] = force["consumer_id"]
+        elif consumer_ref is not MISSING:
+            row["consumer_id"] = self._resolve_consumer_ref(consumer_ref)
+        # transformations (doc §14): run when this write carries the input field
+        if kind.plugin == "basic-auth" and (mode != "update" or "password" in body):
+            row["password"] = basic_auth_hash(row["consumer_id"], row["password"])
+        if kind.plugin == "oauth2" and row["hash_secret"] and row["client_secret"] is not None:
+            fresh = mode != "update" or "client_secret" in body
+            if fresh or ("hash_secret" in body and not row["client_secret"].startswith("$pbkdf2-")):
+                row["client_secret"] = oauth2_hash(row["client_secret"])
+        return row
+
+    def _check_cred_unique(self, kind: CredKind, row):
+        st = self.cred(kind)
+        for name, index in st.unique.items():
+            self._check_unique(index, name, row[name], row["id"])
+        if kind.cache_key is not None:
+            other = st.cache.get((row["consumer_id"], row["group"]))
+            if other is not None and other != row["id"]:
+                raise unique_violation({"consumer": {"id": row["consumer_id"]}, "group": row["group"]})
+
+    def _store_cred(self, kind: CredKind, row, old):
+        st = self.cred(kind)
+        if old is not None:
+            for name, index in st.unique.items():
+                if old[name] is not None:
+                    index.pop(old[name], None)
+            if kind.cache_key is not None:
+                st.cache.pop((old["consumer_id"], old["group"]), None)
+            if old["consumer_id"] != row["consumer_id"]:
+                lst = st.of.get(old["consumer_id"])
+                if lst and row["id"] in lst:
+                    lst.remove(row["id"])
+                st.of.setdefault(row["consumer_id"], []).append(row["id"])
+            st.table.replace(row)
+        else:
+            st.table.add(row)
+            st.of.setdefault(row["consumer_id"], []).append(row["id"])
+        for name, index in st.unique.items():
+            if row[name] is not None:
+                index[row[name]] = row["id"]
+        if kind.cache_key is not None:
+            st.cache[(row["consumer_id"], row["group"])] = row["id"]
+
+    def insert_cred(self, kind: CredKind, body: dict, force=None) -> dict:
+        row = self.build_cred(kind, body, "insert", force=force)
+        if row["id"] in self.cred(kind).table.rows:
+            raise primary_key_violation({"id": row["id"]})
+        self._check_cred_unique(kind, row)
+        self._store_cred(kind, row, None)
+        return row
+
+    def update_cred(self, kind: CredKind, existing: dict, body: dict, force=None) -> dict:
+        row = self.build_cred(kind, body, "update", existing, force=force)
+        self._check_cred_unique(kind, row)
+        self._store_cred(kind, row, existing)
+        return row
+
+    def upsert_cred(self, kind: CredKind, ident: str, body: dict, force=None, existing=MISSING) -> dict:
+        """PUT: a UUID path is the id, otherwise the endpoint key (doc §6, §14)."""
+        force = dict(force or {})
+        st = self.cred(kind)
+        if existing is not MISSING:
+            pass                                    # acls by group: the caller resolved it
+        elif is_uuid(ident):
+            existing = st.table.rows.get(ident.lower())
+            force["id"] = ident.lower()
+        elif kind.endpoint_key is not None:
+            existing = self.find_cred(kind, ident)
+            force[kind.endpoint_key] = ident
+        else:
+            raise invalid_primary_key({"id": "expected a valid UUID"})
+        if existing is not None:
+            force.setdefault("id", existing["id"])
+        row = self.build_cred(kind, body, "upsert", existing, force=force)
+        if existing is None and row["id"] in st.table.rows:
+            raise primary_key_violation({"id": row["id"]})
+        self._check_cred_unique(kind, row)
+        self._store_cred(kind, row, existing)
+        return row
+
+    def _delete_cred_row(self, kind: CredKind, rid: str):
+        st = self.cred(kind)
+        row = st.table.remove(rid)
+        for name, index in st.unique.items():
+            if row[name] is not None and index.get(row[name]) == rid:
+                del index[row[name]]
+        if kind.cache_key is not None:
+            st.cache.pop((row["consumer_id"], row["group"]), None)
+        lst = st.of.get(row["consumer_id"])
+        if lst and rid in lst:
+            lst.remove(rid)
+
     # ---- snapshot for tests ---------------------------------------------------------------------
     def snapshot(self) -> dict:
         keys = []
@@ -1295,11 +1708,15 @@ class Store:
             row = self.keys.rows[kid]
             keys.append({"id": row["id"], "created_at": row["created_at"], "consumer": {"id": row["consumer_id"]},
                          "key": row["key"], "tags": row["tags"], "expires_at": row["expires_at"]})
-        return {
+        out = {
             "consumers": [self.consumers.rows[i] for i in self.consumers.ids],
             "keyauth_credentials": keys,
             "plugins": [self.render_plugin(self.plugins.rows[i]) for i in self.plugins.ids],
         }
+        for kind in CRED_KINDS.values():
+            table = self.cred(kind).table
+            out[kind.table] = [self.render_cred(kind, table.rows[i]) for i in table.ids]
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1778,14 +2195,25 @@ COLL = ("GET", "POST")
 ENTITY = ("GET", "PUT", "PATCH", "DELETE")
 
 
+ROOT_NAMES = {"status", "consumers", "key-auths", "plugins", "tags", "workspaces"} | set(CRED_BY_TOP)
+
+
 def match_route(segments: list):
-    """-> (template, handler name, allowed methods, captured raw segments) or None."""
+    """-> (template, handler name, allowed methods, captured raw segments, credential kind) or None."""
+    route = _match_route(segments)
+    if route is None or len(route) == 5:
+        return route
+    return route + (None,)
+
+
+def _match_route(segments: list):
     n = len(segments)
     if n == 0:
         return "/", "root", READ, []
     if any(s == "" for s in segments):
         return None
     head = segments[0]
+    top_kind = CRED_BY_TOP.get(head)
     if n == 1:
         if head == "status":
             return "/status", "status", READ, []
@@ -1797,6 +2225,10 @@ def match_route(segments: list):
             return "/plugins", "plugins", COLL, []
         if head == "tags":
             return "/tags", "tags", READ, []
+        if head == "workspaces":
+            return "/workspaces", "workspaces", READ, []
+        if top_kind is not None:
+            return f"/{head}", "creds", COLL, [], top_kind
         return None
     if n == 2:
         if head == "consumers":
@@ -1809,29 +2241,43 @@ def match_route(segments: list):
             return "/plugins/{plugin}", "plugin", ENTITY, [segments[1]]
         if head == "tags":
             return "/tags/{tag}", "tag", READ, [segments[1]]
+        if head == "workspaces":
+            return "/workspaces/{workspace}", "workspace", READ, [segments[1]]
+        if top_kind is not None:
+            return f"/{head}/{{credential}}", "cred", ENTITY, [segments[1]], top_kind
         return None
     if n == 3:
         if head == "consumers" and segments[2] == "key-auth":
             return "/consumers/{consumer}/key-auth", "consumer_keys", COLL, [segments[1]]
         if head == "consumers" and segments[2] == "plugins":
             return "/consumers/{consumer}/plugins", "consumer_plugins", COLL, [segments[1]]
+        if head == "consumers" and segments[2] in CRED_BY_NESTED:
+            kind = CRED_BY_NESTED[segments[2]]
+            return f"/consumers/{{consumer}}/{kind.nested}", "consumer_creds", COLL, [segments[1]], kind
         if head == "key-auths" and segments[2] == "consumer":
             return "/key-auths/{credential}/consumer", "key_consumer", ENTITY, [segments[1]]
         if head == "plugins" and segments[2] == "consumer":
             return "/plugins/{plugin}/consumer", "plugin_consumer", ENTITY, [segments[1]]
+        if top_kind is not None and segments[2] == "consumer":
+            return f"/{head}/{{credential}}/consumer", "cred_consumer", ENTITY, [segments[1]], top_kind
         return None
     if n == 4:
         if head == "consumers" and segments[2] == "key-auth":
             return "/consumers/{consumer}/key-auth/{credential}", "consumer_key", ENTITY, [segments[1], segments[3]]
         if head == "consumers" and segments[2] == "plugins":
             return "/consumers/{consumer}/plugins/{plugin}", "consumer_plugin", ENTITY, [segments[1], segments[3]]
+        if head == "consumers" and segments[2] in CRED_BY_NESTED:
+            kind = CRED_BY_NESTED[segments[2]]
+            return (f"/consumers/{{consumer}}/{kind.nested}/{{credential}}", "consumer_cred", ENTITY,
+                    [segments[1], segments[3]], kind)
     return None
 
 
 class Request:
-    __slots__ = ("method", "raw", "params", "args", "body")
+    __slots__ = ("method", "raw", "params", "args", "body", "kind")
 
-    def __init__(self, method, raw, args, body):
+    def __init__(self, method, raw, args, body, kind=None):
+        self.kind = kind                            # CredKind for the generic credential routes
         self.method = method
         self.raw = raw                              # raw path captures, as sent
         self.params = [ngx_unescape(s) for s in raw]  # decoded (doc §2)
@@ -1842,15 +2288,53 @@ class Request:
 class KongApp:
     """Kong's Admin API semantics on top of Store. Every method runs with store.lock held."""
 
-    def __init__(self, store: Store, version: str, dbless: bool, hostname: str, port_ref):
-        self.store = store
+    def __init__(self, store: Store, version: str, dbless: bool, hostname: str, port_ref,
+                 workspaces=None, version_explicit=True):
+        self.default_store = store
+        self.store = store                  # the store of the request's workspace (set per request)
+        self.prefix = ""                    # path prefix of the request: "/ws1", Konnect's, or ""
+        self.konnect = False                # serving the Konnect shape (doc §16)
         self.version = version
+        self.version_explicit = version_explicit
         self.dbless = dbless
         self.hostname = hostname
         self.node_id = new_uuid()
         self.port_ref = port_ref
         self.requests_served = 0
         self.quirks = Quirks()
+        # Enterprise (doc §15): None = OSS, no workspace prefixes
+        self.workspace_mode = workspaces is not None
+        self.rbac = None                    # Rbac, while configured
+        self.workspaces: dict = {}          # name -> (meta, store)
+        now = store.now()
+        for name in ["default"] + [w for w in (workspaces or []) if w != "default"]:
+            ws_store = store if name == "default" else Store(store.lock, store.clock)
+            meta = {"id": new_uuid(), "name": name, "comment": None, "created_at": now,
+                    "config": {"meta": None, "portal": False}, "meta": {"color": None, "thumbnail": None}}
+            self.workspaces[name] = (meta, ws_store)
+        # Konnect (doc §16): None = off
+        self.konnect_cp = None              # the control plane object
+        self.konnect_tokens = None          # None: any bearer token is accepted
+
+    @property
+    def enterprise(self) -> bool:
+        return self.workspace_mode or self.rbac is not None
+
+    def all_stores(self):
+        return [st for _, st in self.workspaces.values()]
+
+    def configure_konnect(self, cp_id, tokens=None, name=None):
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        short = cp_id.replace("-", "")[:10]
+        self.konnect_cp = {
+            "id": cp_id, "name": name or "idp-sync test control plane", "description": None, "labels": {},
+            "config": {"control_plane_endpoint": f"https://{short}.cp0.konghq.com",
+                       "telemetry_endpoint": f"https://{short}.tp0.konghq.com",
+                       "cluster_type": "CLUSTER_TYPE_CONTROL_PLANE", "auth_type": "pinned_client_certs",
+                       "cloud_gateway": False, "proxy_urls": []},
+            "created_at": now, "updated_at": now,
+        }
+        self.konnect_tokens = list(tokens) if tokens else None
 
     # ---- paging helpers ------------------------------------------------------------------------
     def _page(self, table: Table, ids_iter, size: int, render):
@@ -1871,7 +2355,7 @@ class KongApp:
         cursor = cursor_id(decode_offset(args))
         render = lambda row: self.store.render(table, row)  # noqa: E731
         data, last, more = self._page(table, table.iter_after(cursor, cond, tags), size, render)
-        return 200, self._list_body(data, last if more else None, f"/{table.api_name}", args, top=True)
+        return 200, self._list_body(data, last if more else None, f"{self.prefix}/{table.api_name}", args, top=True)
 
     def _list_body(self, data, last_id, path, args, top, offset_key=None, token=None):
         body = {"data": data}
@@ -1901,7 +2385,7 @@ class KongApp:
         start = bisect.bisect_right(ids, cursor) if cursor is not None else 0
         render = lambda row: self.store.render(table, row)  # noqa: E731
         data, last, more = self._page(table, (ids[i] for i in range(start, len(ids))), size, render)
-        path = f"/consumers/{req.raw[0]}/{nested_name}"
+        path = f"{self.prefix}/consumers/{req.raw[0]}/{nested_name}"
         return 200, self._list_body(data, last if more else None, path, args, top=False)
 
     def list_endless(self, req: Request, table: Table, synthetic_tags):
@@ -1926,16 +2410,20 @@ class KongApp:
             else:
                 data = []
             token = encode_offset([new_uuid()])
-        return 200, self._list_body(data, None, f"/{table.api_name}", args, top=True, token=token)
+        return 200, self._list_body(data, None, f"{self.prefix}/{table.api_name}", args, top=True, token=token)
 
     # ---- node ----------------------------------------------------------------------------------
     def h_root(self, req):
         plugins = {name: {"version": self.version, "priority": s["priority"]} for name, s in sorted(PLUGIN_SCHEMAS.items())}
         in_use = sorted({row["name"] for row in self.store.plugins.rows.values()})
         port = self.port_ref()
+        enterprise = self.enterprise
+        version = self.version
+        if enterprise and not self.version_explicit:
+            version = DEFAULT_EE_VERSION                # four parts (doc §11)
         return 200, {
-            "version": self.version,
-            "edition": "community",
+            "version": version,
+            "edition": "enterprise" if enterprise else "community",
             "tagline": "Welcome to kong",
             "node_id": self.node_id,
             "hostname": self.hostname,
@@ -1946,7 +2434,7 @@ class KongApp:
                 "admin_listen": [f"127.0.0.1:{port}"],
                 "plugins": ["bundled"],
                 "loaded_plugins": {name: True for name in sorted(PLUGIN_SCHEMAS)},
-                "enforce_rbac": "off",
+                "enforce_rbac": "on" if self.rbac is not None else "off",
             },
             "timers": {"running": 0, "pending": 1},
             "pids": {"master": os.getpid(), "workers": [os.getpid()]},
@@ -1972,7 +2460,7 @@ class KongApp:
     def h_consumers(self, req):
         s = self.store
         if req.method == "GET":
-            if "custom_id" in req.args:
+            if "custom_id" in req.args and not self.konnect:
                 values = req.args["custom_id"]
                 if len(values) != 1 or values[0] is None or values[0] == b"":
                     raise plain(400, "custom_id must be an unempty string")
@@ -2014,6 +2502,8 @@ class KongApp:
         row = s.find_consumer(ident)        # DELETE: 204 even when nothing matched (doc §6)
         if row is not None:
             s.delete_consumer(row["id"])
+        elif self.konnect:
+            raise not_found()               # Konnect: 404 (doc §16)
         return 204, None
 
     def _parent(self, req):
@@ -2049,6 +2539,8 @@ class KongApp:
         row = s.find_key(ident)
         if row is not None:
             s._delete_key_row(row["id"])
+        elif self.konnect:
+            raise not_found()
         return 204, None
 
     def h_consumer_keys(self, req):
@@ -2144,6 +2636,8 @@ class KongApp:
         row = s.find_plugin(ident)
         if row is not None:
             s._delete_plugin_row(row["id"])
+        elif self.konnect:
+            raise not_found()
         return 204, None
 
     def h_consumer_plugins(self, req):
@@ -2175,10 +2669,95 @@ class KongApp:
         s._delete_plugin_row(row["id"])
         return 204, None
 
+    # ---- the other credential types (doc §14) -----------------------------------------------
+    def h_creds(self, req):
+        s, kind = self.store, req.kind
+        if req.method == "GET":
+            return self.list_top(req, s.cred(kind).table)
+        return 201, s.render_cred(kind, s.insert_cred(kind, req.body))
+
+    def h_cred(self, req):
+        s, kind = self.store, req.kind
+        ident = req.params[0]
+        if req.method == "PUT":
+            return 200, s.render_cred(kind, s.upsert_cred(kind, ident, req.body))
+        row = s.find_cred(kind, ident)
+        if req.method == "GET":
+            if row is None:
+                raise not_found()
+            return 200, s.render_cred(kind, row)
+        if req.method == "PATCH":
+            if row is None:
+                if is_uuid(ident):
+                    raise dao_not_found_pk({"id": ident.lower()})
+                raise dao_not_found_field({kind.endpoint_key: ident})
+            return 200, s.render_cred(kind, s.update_cred(kind, row, req.body))
+        if row is not None:
+            s._delete_cred_row(kind, row["id"])
+        elif self.konnect:
+            raise not_found()
+        return 204, None
+
+    def h_consumer_creds(self, req):
+        s, kind = self.store, req.kind
+        parent = self._parent(req)
+        if req.method == "GET":
+            st = s.cred(kind)
+            return self.list_nested(req, st.table, st.of.get(parent["id"], ()), kind.nested)
+        body = dict(req.body)
+        body.pop("consumer", None)
+        return 201, s.render_cred(kind, s.insert_cred(kind, body, force={"consumer_id": parent["id"]}))
+
+    def h_consumer_cred(self, req):
+        s, kind = self.store, req.kind
+        parent = self._parent(req)
+        ident = req.params[1]
+        if req.method == "PUT":
+            # nested PUT does no ownership check and moves the credential here (doc §6)
+            body = dict(req.body)
+            body.pop("consumer", None)
+            force = {"consumer_id": parent["id"]}
+            if kind.cache_key is not None and not is_uuid(ident):
+                # acl/api.lua: the group in the path names the consumer's ACL, or a new one
+                existing = s.find_cred(kind, ident, parent["id"])
+                if existing is None:
+                    force["id"] = new_uuid()
+                if body.get("group") is None:
+                    body["group"] = ident
+                return 200, s.render_cred(kind, s.upsert_cred(kind, ident, body, force=force, existing=existing))
+            return 200, s.render_cred(kind, s.upsert_cred(kind, ident, body, force=force))
+        row = self._owned(s.find_cred(kind, ident, parent["id"]), parent)
+        if req.method == "GET":
+            return 200, s.render_cred(kind, row)
+        if req.method == "PATCH":
+            body = dict(req.body)
+            force = None if body.get("consumer") else {"consumer_id": parent["id"]}
+            if force:
+                body.pop("consumer", None)
+            return 200, s.render_cred(kind, s.update_cred(kind, row, body, force=force))
+        s._delete_cred_row(kind, row["id"])
+        return 204, None
+
+    def h_cred_consumer(self, req):
+        return self._foreign_consumer(self.store.find_cred(req.kind, req.params[0]), req)
+
+    # ---- workspaces (doc §15) -----------------------------------------------------------------
+    def h_workspaces(self, req):
+        size = page_size(req.args)
+        data = sorted((meta for meta, _ in self.workspaces.values()), key=lambda m: m["id"])
+        return 200, {"data": data[:size], "next": None}
+
+    def h_workspace(self, req):
+        ident = req.params[0]
+        for meta, _ in self.workspaces.values():
+            if meta["name"] == ident or (is_uuid(ident) and meta["id"] == ident.lower()):
+                return 200, meta
+        raise not_found()
+
     # ---- tags (doc §5) -------------------------------------------------------------------------
     def _tag_tables(self):
         s = self.store
-        return (s.consumers, s.keys, s.plugins)
+        return (s.consumers, s.keys, s.plugins) + tuple(st.table for st in s.creds.values())
 
     def h_tags(self, req):
         """One row per (entity, tag), ordered by entity_id then tag position; ?tags= ignored."""
@@ -2211,7 +2790,7 @@ class KongApp:
                 last = [rid, pos]
             if more:
                 break
-        return 200, self._list_body(data, last[0] if more else None, "/tags", args, top=True,
+        return 200, self._list_body(data, last[0] if more else None, f"{self.prefix}/tags", args, top=True,
                                     offset_key=last if more else None)
 
     def h_tag(self, req):
@@ -2239,7 +2818,7 @@ class KongApp:
         if more:
             token = encode_offset([last])
             body["offset"] = token
-            body["next"] = f"/tags/{req.raw[0]}?offset={ngx_escape(token)}"
+            body["next"] = f"{self.prefix}/tags/{req.raw[0]}?offset={ngx_escape(token)}"
         else:
             body["next"] = None
         return 200, body
@@ -2257,8 +2836,9 @@ class SeedError(Exception):
 
 
 def seed_store(store: Store, spec) -> dict:
-    """Adds consumers (with keys and plugins) and top-level plugins, validated like POSTs.
-    All or nothing: on error everything added by this call is removed again."""
+    """Adds consumers (with keys, other credentials and plugins) and top-level plugins, validated
+    like POSTs. All or nothing: on error everything added by this call is removed again (a
+    consumer's credentials go with it)."""
     if not isinstance(spec, dict):
         raise SeedError("$", plain(400, "seed body must be an object"))
     created_consumers, created_keys, created_plugins = [], [], []
@@ -2275,10 +2855,30 @@ def seed_store(store: Store, spec) -> dict:
             c = dict(c)
             keys = c.pop("keys", None) or []
             plugins = c.pop("plugins", None) or []
+            creds = c.pop("credentials", None) or {}
+            if not isinstance(creds, dict) or any(k not in CRED_KINDS for k in creds):
+                where = f"consumers[{i}].credentials"
+                raise plain(400, "credentials must be an object with keys " + ", ".join(CRED_KINDS))
             row = store.insert_consumer(c)
             created_consumers.append(row["id"])
             entry = dict(row)
             entry["keys"], entry["plugins"] = [], []
+            if creds:
+                entry["credentials"] = {}
+            for name, items in creds.items():
+                kind = CRED_KINDS[name]
+                entry["credentials"][name] = []
+                if not isinstance(items, list):
+                    where = f"consumers[{i}].credentials.{name}"
+                    raise plain(400, "expected an array")
+                for j, item in enumerate(items):
+                    where = f"consumers[{i}].credentials.{name}[{j}]"
+                    if not isinstance(item, dict):
+                        raise plain(400, "expected an object")
+                    item = dict(item)
+                    item.pop("consumer", None)
+                    crow = store.insert_cred(kind, item, force={"consumer_id": row["id"]})
+                    entry["credentials"][name].append(store.render_cred(kind, crow))
             for j, k in enumerate(keys):
                 where = f"consumers[{i}].keys[{j}]"
                 k = dict(k) if isinstance(k, dict) else k
@@ -2393,6 +2993,179 @@ def generate(store: Store, spec) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# Kong Enterprise RBAC (doc §15). Enterprise's code is not public: the permission is derived from
+# the method and the path inside the workspace, matched against endpoint patterns. The file format
+# is this fixture's own (README.md, "Enterprise").
+# ---------------------------------------------------------------------------------------------
+
+RBAC_ACTIONS = ("read", "create", "update", "delete")
+METHOD_ACTION = {"GET": "read", "HEAD": "read", "OPTIONS": "read", "POST": "create", "PUT": "update",
+                 "PATCH": "update", "DELETE": "delete"}
+
+
+def _rbac_pattern(pattern: str):
+    if not isinstance(pattern, str) or not (pattern == "*" or pattern.startswith("/")):
+        raise ValueError(f"endpoint {pattern!r} must be \"*\" or start with /")
+    if pattern == "*":
+        return None                                  # every endpoint
+    return [p for p in pattern.strip("/").split("/")] if pattern != "/" else []
+
+
+def rbac_matches(pattern, segments: list) -> bool:
+    """`*` is one segment; a trailing `/*` also covers everything below; None is every endpoint."""
+    if pattern is None:
+        return True
+    if len(pattern) == len(segments) and all(p == "*" or p == s for p, s in zip(pattern, segments)):
+        return True
+    return (bool(pattern) and pattern[-1] == "*" and len(segments) > len(pattern)
+            and all(p == "*" or p == s for p, s in zip(pattern[:-1], segments)))
+
+
+class Rbac:
+    """{"tokens": {TOKEN: {WORKSPACE|"*": {ENDPOINT: [ACTION…]}}}} or, to name the RBAC user,
+    {"tokens": {TOKEN: {"name": "alice", "workspaces": {…}}}}. ACTION is read, create, update,
+    delete or "*"."""
+
+    def __init__(self, spec):
+        if not isinstance(spec, dict) or set(spec) != {"tokens"} or not isinstance(spec["tokens"], dict):
+            raise ValueError('expected {"tokens": {TOKEN: {WORKSPACE: {ENDPOINT: [ACTION, …]}}}}')
+        self.spec = spec
+        self.tokens: dict = {}
+        for token, entry in spec["tokens"].items():
+            if not token:
+                raise ValueError("a token must not be empty")
+            if not isinstance(entry, dict):
+                raise ValueError(f"tokens.{token} must be an object")
+            name = token
+            workspaces = entry
+            if "workspaces" in entry:
+                extra = sorted(set(entry) - {"name", "workspaces"})
+                if extra:
+                    raise ValueError(f"tokens.{token}: unknown key(s) {', '.join(extra)}")
+                name = entry.get("name", token)
+                workspaces = entry["workspaces"]
+                if not isinstance(name, str) or not name or not isinstance(workspaces, dict):
+                    raise ValueError(f"tokens.{token}: name must be a string, workspaces an object")
+            perms: dict = {}
+            for ws, endpoints in workspaces.items():
+                if not isinstance(endpoints, dict):
+                    raise ValueError(f"tokens.{token}.{ws} must be an object of endpoint: [actions]")
+                rules = []
+                for pattern, actions in endpoints.items():
+                    if not isinstance(actions, list) or any(a not in RBAC_ACTIONS + ("*",) for a in actions):
+                        raise ValueError(f"tokens.{token}.{ws}.{pattern}: actions must be a list of "
+                                         + ", ".join(RBAC_ACTIONS) + " or \"*\"")
+                    allowed = set(RBAC_ACTIONS) if "*" in actions else set(actions)
+                    rules.append((_rbac_pattern(pattern), allowed))
+                perms[ws] = rules
+            self.tokens[token] = (name, perms)
+
+    def user(self, token):
+        return self.tokens.get(token)
+
+    @staticmethod
+    def allowed(user, workspace: str, segments: list, action: str) -> bool:
+        _, perms = user
+        for ws in (workspace, "*"):
+            for pattern, actions in perms.get(ws, ()):
+                if action in actions and rbac_matches(pattern, segments):
+                    return True
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Konnect (doc §16): the same store, Konnect's paths, verbs, auth and error bodies
+# ---------------------------------------------------------------------------------------------
+
+KONNECT_BASE = "/v2/control-planes/"
+KONNECT_VERBS = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"}
+KONNECT_ROOTS = {"consumers", "key-auths", "plugins"} | {k.top for k in CRED_KINDS.values() if k.konnect}
+KONNECT_NESTED = {"key-auth", "plugins"} | {k.nested for k in CRED_KINDS.values() if k.konnect}
+ERROR_DETAIL_TYPE = "type.googleapis.com/kong.admin.model.v1.ErrorDetail"
+
+
+def konnect_route(segments: list):
+    """Kong's route for a core-entities path, or None when Konnect does not offer it."""
+    if not segments or segments[0] not in KONNECT_ROOTS:
+        return None
+    if segments[0] == "consumers" and len(segments) >= 3 and segments[2] not in KONNECT_NESTED:
+        return None
+    if segments[-1] == "consumer" and len(segments) == 3:
+        return None
+    if segments[:2] == ["plugins", "enabled"]:
+        return None
+    return match_route(segments)
+
+
+def konnect_problem(status: int, title: str, detail: str) -> dict:
+    """Konnect platform errors (SDK UnauthorizedError, NotFoundError): problem JSON."""
+    return {"status": status, "title": title, "type": f"https://httpstatuses.com/{status}",
+            "instance": f"kong:trace:{random.getrandbits(63)}", "detail": detail}
+
+
+def _detail(kind: str, messages, field=None) -> dict:
+    d = {"@type": ERROR_DETAIL_TYPE, "type": kind}
+    if field is not None:
+        d["field"] = field
+    d["messages"] = messages
+    return d
+
+
+def _field_details(fields: dict, prefix="") -> list:
+    out = []
+    for name in sorted(fields):
+        err = fields[name]
+        if name == "@entity":
+            out.append(_detail("ERROR_TYPE_ENTITY", list(err)))
+        elif isinstance(err, dict):
+            out.extend(_field_details(err, f"{prefix}{name}."))
+        elif isinstance(err, list):
+            msgs = [m if isinstance(m, str) else json.dumps(m) for m in err if m is not None]
+            out.append(_detail("ERROR_TYPE_FIELD", msgs, prefix + name))
+        else:
+            out.append(_detail("ERROR_TYPE_FIELD", [str(err)], prefix + name))
+    return out
+
+
+def konnect_error(status: int, body):
+    """Kong's error -> Konnect's core-entities error (doc §16). -> (status, body)."""
+    if not isinstance(body, dict):
+        return status, body
+    code = body.get("code")
+    if status == 404:
+        return 404, {"code": 5, "message": "not found", "details": []}
+    if status == 405:
+        return 405, {"code": 12, "message": "Method Not Allowed", "details": []}
+    if code == 2:
+        return 400, {"code": 3, "message": "validation error", "details": _field_details(body.get("fields") or {})}
+    if code in (3, 5):
+        fields = body.get("fields") or {}
+        return 400, {"code": 3, "message": "data constraint error", "details": [
+            _detail("ERROR_TYPE_REFERENCE", [f"{name} (type: unique) constraint failed"], name)
+            for name in sorted(fields)]}
+    if code in (4, 13):
+        fields = body.get("fields") or {}
+        return 400, {"code": 3, "message": "data constraint error", "details": [
+            _detail("ERROR_TYPE_REFERENCE", [f"{name} (type: foreign) constraint failed"], name)
+            for name in sorted(fields)]}
+    if code in (1, 7, 9, 10, 11):
+        options = body.get("options") or body.get("fields")
+        if isinstance(options, dict):
+            details = _field_details(options)
+        else:
+            field = {7: "offset", 9: "size"}.get(code)
+            details = [_detail("ERROR_TYPE_FIELD", [body.get("message", "")], field)]
+        return 400, {"code": 3, "message": "validation error", "details": details}
+    message = body.get("message", "error")
+    return status, {"code": 3 if status == 400 else 13, "message": message, "details": []}
+
+
+def plain_json_bytes(value) -> bytes:
+    """Konnect's JSON: compact, `/` not escaped (doc §16)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+
+
+# ---------------------------------------------------------------------------------------------
 # HTTP
 # ---------------------------------------------------------------------------------------------
 
@@ -2439,8 +3212,8 @@ def parse_form(raw: bytes) -> dict:
 
 _INT_FIELDS = {"status_code", "ttl", "created_at", "updated_at", "error_code", "port", "database"}
 _BOOL_FIELDS = {"enabled", "echo", "hide_credentials", "key_in_header", "key_in_query", "key_in_body",
-                "run_on_preflight", "hide_groups_header", "fault_tolerant", "hide_client_headers"}
-_SET_FIELDS = {"tags", "protocols", "key_names", "allow", "deny"}
+                "run_on_preflight", "hide_groups_header", "fault_tolerant", "hide_client_headers", "hash_secret"}
+_SET_FIELDS = {"tags", "protocols", "key_names", "allow", "deny", "redirect_uris"}
 
 
 def _infer(obj: dict) -> dict:
@@ -2614,14 +3387,53 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
+    def resolve(self, segments: list) -> dict:
+        """Which surface, workspace and route a path names (doc §1, §15, §16)."""
+        app = self.app
+        ctx = {"surface": "kong", "workspace": None, "prefix": "", "route": None, "segments": segments,
+               "cp": None}
+        if app.konnect_cp is not None and segments[:2] == ["v2", "control-planes"] and len(segments) >= 3:
+            ctx["cp"] = segments[2]
+            base = "/v2/control-planes/{controlPlaneId}"
+            if len(segments) == 3:
+                ctx["surface"] = "konnect_cp"
+                ctx["template"] = base
+                return ctx
+            ctx["surface"] = "konnect"
+            ctx["template"] = "<unknown>"
+            if segments[3] == "core-entities":
+                rest = segments[4:]
+                ctx["segments"] = rest
+                ctx["prefix"] = "/" + "/".join(segments[:4])
+                ctx["route"] = konnect_route(rest)
+                if ctx["route"] is not None:
+                    ctx["template"] = base + "/core-entities" + ctx["route"][0]
+            return ctx
+        if app.enterprise and segments and segments[0] not in ROOT_NAMES:
+            ctx["workspace"] = segments[0]
+            ctx["prefix"] = "/" + segments[0]
+            segments = segments[1:]
+            ctx["segments"] = segments
+        route = match_route(segments)
+        if route is not None and route[1] in ("workspaces", "workspace") and not app.enterprise:
+            route = None
+        ctx["route"] = route
+        if route is None:
+            ctx["template"] = "<unknown>"
+        elif ctx["workspace"] is not None:
+            ctx["template"] = "/{workspace}" + (route[0] if route[0] != "/" else "")
+        else:
+            ctx["template"] = route[0]
+        return ctx
+
     def kong(self, method: str, path: str, query: str, raw_body: bytes):
-        app, store = self.app, self.app.store
+        app, store = self.app, self.app.default_store
         p = path
         if len(p) > 1 and p.endswith("/"):
             p = p[:-1]                              # one trailing slash accepted (doc §1)
         segments = [] if p == "/" else p[1:].split("/")
-        route = match_route(segments)
-        template = route[0] if route else "<unknown>"
+        ctx = self.resolve(segments)
+        template = ctx["template"]
         with store.lock:
             self.stats.count(method, template)
             app.requests_served += 1
@@ -2662,30 +3474,89 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, payload, [("Content-Encoding", "gzip")], head=(method == "HEAD"),
                       content_type="application/json")
             return
-        status, body, headers = self.kong_response(method, route, query, raw_body)
+        if ctx["surface"] == "kong":
+            status, body, headers, ctype = self.kong_response(method, ctx, query, raw_body)
+        else:
+            status, body, headers, ctype = self.konnect_response(method, ctx, query, raw_body)
         with store.lock:
             self.stats.status(status)
-        self.send(status, body, headers, head=(method == "HEAD"))
+        if ctype is None:
+            self.send(status, body, headers, head=(method == "HEAD"))
+        else:
+            self.send(status, body, headers, head=(method == "HEAD"), content_type=ctype)
 
-    def kong_response(self, method, route, query, raw_body):
-        app, store = self.app, self.app.store
-        if self.token is not None and self.headers.get("Kong-Admin-Token") != self.token:
-            return 401, {"message": "Invalid RBAC credentials"}, []      # doc §11
+    def kong_response(self, method, ctx, query, raw_body):
+        app = self.app
+        user = None
+        if app.rbac is not None:                                        # doc §15
+            token = self.headers.get("Kong-Admin-Token")
+            user = app.rbac.user(token) if token else None
+            if user is None:
+                return 401, {"message": "Invalid RBAC credentials"}, [], None
+        elif self.token is not None and self.headers.get("Kong-Admin-Token") != self.token:
+            return 401, {"message": "Invalid RBAC credentials"}, [], None      # doc §11
+        ws_name = "default"
+        if ctx["workspace"] is not None:
+            ws_name = ngx_unescape(ctx["workspace"])
+            if ws_name not in app.workspaces:
+                return 404, {"message": f"Workspace '{ws_name}' not found"}, [], None
+        if user is not None:
+            action = METHOD_ACTION.get(method, "read")
+            endpoint = [ngx_unescape(x) for x in ctx["segments"]]
+            if not Rbac.allowed(user, ws_name, endpoint, action):
+                return 403, {"message": f"{user[0]}, you do not have permissions to {action} this resource"}, [], None
+        return self.entity_response(method, ctx, query, raw_body, app.workspaces[ws_name][1], konnect=False)
+
+    def konnect_response(self, method, ctx, query, raw_body):
+        """Konnect's shape over the default workspace's store (doc §16)."""
+        app = self.app
+        auth = self.headers.get("Authorization") or ""
+        scheme, _, token = auth.partition(" ")
+        token = token.strip()
+        authorized = scheme.lower() == "bearer" and bool(token) and (
+            app.konnect_tokens is None or token in app.konnect_tokens)
+        problem = "application/problem+json"
+        cp_known = ngx_unescape(ctx["cp"]) == app.konnect_cp["id"]
+        if ctx["surface"] == "konnect_cp":
+            if not authorized:
+                return 401, konnect_problem(401, "Unauthorized", "Invalid credentials"), [], problem
+            if not cp_known:
+                return 404, konnect_problem(404, "Not Found", "Not found"), [], problem
+            if method not in ("GET", "HEAD"):
+                return 405, konnect_problem(405, "Method Not Allowed", "Method not allowed"), [], problem
+            return 200, plain_json_bytes(app.konnect_cp), [], "application/json"
+        if not authorized:
+            return 401, plain_json_bytes({"message": "Unauthorized", "status": 401}), [], "application/json"
+        if not cp_known:
+            return 404, konnect_problem(404, "Not Found", "Not found"), [], problem
+        if method not in KONNECT_VERBS:
+            status, body = konnect_error(405, {"message": "Method not allowed"})
+            return status, plain_json_bytes(body), [], "application/json"
+        status, body, headers, _ = self.entity_response(method, ctx, query, raw_body, app.default_store,
+                                                         konnect=True)
+        if isinstance(body, dict):
+            status, body = konnect_error(status, body)
+            body = plain_json_bytes(body)
+        return status, body, headers, "application/json"
+
+    def entity_response(self, method, ctx, query, raw_body, store, konnect):
+        app = self.app
+        route = ctx["route"]
         if route is None:
-            return 404, dict(NOT_FOUND), []
-        template, name, allowed, raw = route
+            return 404, dict(NOT_FOUND), [], None
+        template, name, allowed, raw, kind = route
         if method == "OPTIONS":
             allow = ", ".join(sorted(set(allowed) | {"HEAD", "OPTIONS"}))
-            return 204, None, [("Allow", allow)]
+            return 204, None, [("Allow", allow)], None
         effective = "GET" if method == "HEAD" else method
         if effective not in allowed:
-            return 405, {"message": "Method not allowed"}, []
+            return 405, {"message": "Method not allowed"}, [], None
         body = None
         if effective in ("POST", "PUT", "PATCH"):
             ctype = (self.headers.get("Content-Type") or "").strip().lower()
             if not ctype:
                 if raw_body:
-                    return 415, None, []                            # doc §6
+                    return 415, None, [], None                      # doc §6
                 body = {}
             elif ctype.startswith("application/json"):
                 try:
@@ -2693,30 +3564,45 @@ class Handler(BaseHTTPRequestHandler):
                 except (ValueError, UnicodeDecodeError):
                     body = None
                 if not isinstance(body, dict):
-                    return 400, {"message": "Cannot parse JSON body"}, []
+                    return 400, {"message": "Cannot parse JSON body"}, [], None
             elif ctype.startswith("application/x-www-form-urlencoded"):
                 body = parse_form(raw_body)
             else:
-                return 415, None, []                                # multipart is not modelled
+                return 415, None, [], None                          # multipart is not modelled
         if app.dbless and effective in WRITE_METHODS:
             verb = {"POST": "create", "PUT": "create or update", "PATCH": "update", "DELETE": "remove"}[effective]
-            table = "plugins" if "plugin" in name else ("keyauth_credentials" if "key" in name else "consumers")
-            return 405, operation_unsupported(verb, table).body, []  # doc §1
-        req = Request(effective, raw, parse_query(query), body)
+            if kind is not None:
+                table = kind.table
+            else:
+                table = "plugins" if "plugin" in name else ("keyauth_credentials" if "key" in name else "consumers")
+            return 405, operation_unsupported(verb, table).body, [], None  # doc §1
+        req = Request(effective, raw, parse_query(query), body, kind)
+        encode = plain_json_bytes if konnect else cjson_bytes
         with store.lock:
-            store.purge_expired()
+            app.store, app.prefix, app.konnect = store, ctx["prefix"], konnect
             try:
+                store.purge_expired()
                 status, payload = getattr(app, "h_" + name)(req)
                 if payload is not None:
-                    payload = cjson_bytes(payload)      # serialise under the lock: a consistent view
-                return status, payload, []
+                    payload = encode(payload)           # serialise under the lock: a consistent view
+                return status, payload, [], None
             except KongError as err:
-                return err.status, err.body, err.headers
+                return err.status, err.body, err.headers, None
+            finally:
+                app.store, app.prefix, app.konnect = app.default_store, "", False
 
     # ---- test control --------------------------------------------------------------------------
     def control(self, method: str, path: str, query: str, raw_body: bytes):
-        store = self.app.store
+        app = self.app
+        store = app.default_store
         name = path[len("/__test/"):].rstrip("/")
+        args = parse_query(query)
+        if "workspace" in args and name in ("state", "seed", "generate"):
+            # doc §15: these three act on one workspace's store
+            ws = arg_str(args["workspace"][0]) or ""
+            if ws not in app.workspaces:
+                return 404, {"message": f"Workspace '{ws}' not found"}, []
+            store = app.workspaces[ws][1]
 
         def body_json():
             if not raw_body:
@@ -2784,8 +3670,37 @@ class Handler(BaseHTTPRequestHandler):
                         store.purge_expired()
                     if method in ("GET", "POST"):
                         return 200, {"now": store.now(), "offset": store.clock_offset}, []
+                if name == "rbac":
+                    if method == "GET":
+                        return 200, {"rbac": app.rbac.spec if app.rbac is not None else None}, []
+                    if method == "DELETE":
+                        app.rbac = None
+                        return 204, None, []
+                    if method == "POST":
+                        try:
+                            app.rbac = Rbac(body_json())
+                        except ValueError as err:
+                            return 400, {"message": str(err)}, []
+                        return 200, {"rbac": app.rbac.spec}, []
+                if name == "konnect":
+                    if method == "GET":
+                        return 200, {"control_plane": app.konnect_cp, "tokens": app.konnect_tokens}, []
+                    if method == "DELETE":
+                        app.konnect_cp = None
+                        app.konnect_tokens = None
+                        return 204, None, []
+                    if method == "POST":
+                        spec = body_json()
+                        cp_id = spec.get("control_plane_id") if isinstance(spec, dict) else None
+                        tokens = spec.get("tokens") if isinstance(spec, dict) else None
+                        if not is_uuid(cp_id) or (tokens is not None and (
+                                not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens))):
+                            return 400, {"message": 'expected {"control_plane_id": UUID, "tokens": [TOKEN, …] or null, "name": …}'}, []
+                        app.configure_konnect(cp_id.lower(), tokens, spec.get("name"))
+                        return 200, {"control_plane": app.konnect_cp, "tokens": app.konnect_tokens}, []
                 if name == "reset" and method == "POST":
-                    store.reset()
+                    for ws_store in app.all_stores():
+                        ws_store.reset()
                     store.clock_offset = 0
                     self.stats.reset()
                     self.faults.rules = []
@@ -2813,7 +3728,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", help="JSON file in the /__test/seed format, loaded at start")
     parser.add_argument("--dbless", action="store_true", help="GET / says database off; writes answer 405 code 12")
     parser.add_argument("--token", help="require Kong-Admin-Token on every Kong request (401 otherwise)")
-    parser.add_argument("--version", default=DEFAULT_VERSION, help="version reported by GET / and Server")
+    parser.add_argument("--version", default=None,
+                        help=f"version reported by GET / and Server (default {DEFAULT_VERSION}; "
+                             f"{DEFAULT_EE_VERSION} in GET / with workspaces or RBAC)")
+    parser.add_argument("--workspaces", help="Enterprise: comma-separated workspaces besides default (doc §15)")
+    parser.add_argument("--rbac", help="Enterprise: JSON file mapping tokens to permissions (doc §15)")
+    parser.add_argument("--konnect", metavar="CP_ID", help="also serve Konnect's /v2/control-planes/CP_ID (doc §16)")
+    parser.add_argument("--konnect-token", action="append",
+                        help="a bearer token Konnect accepts (repeatable; default: any non-empty token)")
     parser.add_argument("--verbose", action="store_true", help="log each request on stderr")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
@@ -2821,6 +3743,24 @@ def main(argv=None) -> int:
     opts = parser.parse_args(argv)
 
     store = Store()
+    workspaces = None
+    if opts.workspaces is not None or opts.rbac:
+        workspaces = [w.strip() for w in (opts.workspaces or "").split(",") if w.strip()]
+        bad = [w for w in workspaces if w in ROOT_NAMES or w.startswith("__") or "/" in w]
+        if bad:
+            sys.stderr.write(f"invalid workspace name(s): {', '.join(bad)}\n")
+            return 2
+    rbac = None
+    if opts.rbac:
+        try:
+            with open(opts.rbac, "rb") as fh:
+                rbac = Rbac(json.load(fh))
+        except (OSError, ValueError) as err:
+            sys.stderr.write(f"invalid --rbac file: {err}\n")
+            return 2
+    if opts.konnect is not None and not is_uuid(opts.konnect):
+        sys.stderr.write("--konnect needs a control plane UUID\n")
+        return 2
     server = Server((opts.host, opts.port), Handler)
     if opts.tls_cert:
         import ssl
@@ -2833,7 +3773,11 @@ def main(argv=None) -> int:
         # The handshake happens in the handler thread, so a failing client cannot stall accept().
         server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     port = server.server_address[1]
-    app = KongApp(store, opts.version, opts.dbless, socket.gethostname(), lambda: port)
+    app = KongApp(store, opts.version or DEFAULT_VERSION, opts.dbless, socket.gethostname(), lambda: port,
+                  workspaces=workspaces, version_explicit=opts.version is not None)
+    app.rbac = rbac
+    if opts.konnect:
+        app.configure_konnect(opts.konnect.lower(), opts.konnect_token)
     Handler.app = app
     Handler.stats = Stats()
     Handler.faults = Faults()

@@ -170,7 +170,9 @@ def test_root_status_and_headers(api):
     assert "key-auth" in avail and "request-termination" in avail
     s = api.get("/status")
     assert s.status == 200 and s.json["database"]["reachable"] is True
-    assert api.get("/plugins/enabled").json["enabled_plugins"] == ["acl", "key-auth", "rate-limiting", "request-termination"]
+    assert api.get("/plugins/enabled").json["enabled_plugins"] == [
+        "acl", "basic-auth", "hmac-auth", "ip-restriction", "jwt", "key-auth", "oauth2", "rate-limiting",
+        "request-termination"]
 
 
 def test_unknown_path_wrong_method_trailing_slash(api):
