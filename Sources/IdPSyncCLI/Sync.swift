@@ -59,11 +59,13 @@ struct Sync: AsyncParsableCommand {
 
         var session: RunSession? = nil
         var lastGoodUsers: Int? = nil
+        var disabledByUs: [String: [String: Int64]] = [:]
         var started = RunSetup.started(configBytes: configBytes)
         do {
             if dryRun {
                 let scan = try JournalScan.scan(path: config.journalPath)
                 lastGoodUsers = scan.lastGoodUsers
+                disabledByUs = scan.disabledByUs
                 if let problem = scan.problem {
                     logger.warning(
                         "the journal does not chain; a real run would refuse",
@@ -72,6 +74,7 @@ struct Sync: AsyncParsableCommand {
             } else {
                 let opened = try RunSetup.open(config, configBytes: configBytes, logger: logger)
                 lastGoodUsers = opened.lastGoodUsers
+                disabledByUs = opened.disabledByUs
                 started = opened.started
                 session = opened
             }
@@ -85,10 +88,11 @@ struct Sync: AsyncParsableCommand {
             gateways: context.gateways(config, logger), planner: LiveAdapters.planner(config),
             journal: journal, runID: runID, started: started, logger: logger,
             now: { Int64(context.now()) }, shouldStop: context.shouldStop)
-        let report = await engine.run(
-            RunOptions(
-                dryRun: dryRun, acceptPlan: acceptPlan, acceptUsers: acceptUsers, lastGoodUsers: lastGoodUsers,
-                detailedExitCode: detailedExitcode))
+        var runOptions = RunOptions(
+            dryRun: dryRun, acceptPlan: acceptPlan, acceptUsers: acceptUsers, lastGoodUsers: lastGoodUsers,
+            detailedExitCode: detailedExitcode)
+        runOptions.disabledByUs = disabledByUs
+        let report = await engine.run(runOptions)
         Progress.clear()
         emit(report, context)
         if !dryRun, let problem = MetricsFile.record(report, config: config, startedAt: startedAt) {

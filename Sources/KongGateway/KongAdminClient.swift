@@ -25,6 +25,8 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
     private let next = Counter()
     private let logger: Logger
     private let base: String
+    /// Konnect: the control plane itself (`GET` answers what `GET /` answers on Kong).
+    private let controlPlane: String?
     private let progress: (@Sendable (String) -> Void)?
 
     /// `progress` gets a line per page of consumers when the caller shows progress.
@@ -36,9 +38,16 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             timeoutSeconds: settings.timeoutSeconds, caFile: settings.caFile, clientCert: settings.clientCert,
             clientKey: settings.clientKey, shouldAbort: settings.shouldStop)
         self.pool = (0..<max(1, settings.concurrency)).map { _ in HTTPClient(options: options) }
-        var base = settings.adminURL
+        var base = settings.konnect?.apiURL ?? settings.adminURL
         while base.hasSuffix("/") { base.removeLast() }
-        if let workspace = settings.workspace { base += "/" + URLEncoding.component(workspace) }
+        if let konnect = settings.konnect {
+            let plane = base + "/v2/control-planes/" + URLEncoding.component(konnect.controlPlaneID)
+            self.controlPlane = plane
+            base = plane + "/core-entities"
+        } else {
+            self.controlPlane = nil
+            if let workspace = settings.workspace { base += "/" + URLEncoding.component(workspace) }
+        }
         self.base = base
     }
 
@@ -50,9 +59,12 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         func json() throws -> JSONValue { try JSONParser.parse(body) }
     }
 
-    func request(_ method: String, _ path: String, body: JSONValue? = nil) async throws -> Answer {
+    /// One request to `base + path` (or to `url`, outside the base: Konnect's control plane).
+    func request(_ method: String, _ path: String, body: JSONValue? = nil, url: String? = nil) async throws -> Answer {
         var headers: [(String, String)] = [("Accept", "application/json")]
-        if let token = settings.token { headers.append(("Kong-Admin-Token", token)) }
+        if let token = settings.token {
+            headers.append(settings.konnect == nil ? ("Kong-Admin-Token", token) : ("Authorization", "Bearer " + token))
+        }
         var bytes: [UInt8]? = nil
         if let body {
             headers.append(("Content-Type", "application/json"))
@@ -63,7 +75,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         do {
             let http = pool[next.take() % pool.count]
             response = try await http.send(
-                HTTPRequest(method: method, url: base + path, headers: headers, body: bytes),
+                HTTPRequest(method: method, url: url ?? base + path, headers: headers, body: bytes),
                 policy: RetryPolicy(retries: settings.retries), repeatable: method == "GET"
             ) { note in
                 logger.warning(
@@ -85,14 +97,14 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             "kong request", metadata: ["sync.gateway": "\(name)", "http.method": "\(method)", "http.path": "\(Self.pathOnly(path))", "http.status": .stringConvertible(response.status)])
         if response.status == 401 || response.status == 403 {
             // The body is not quoted: a server or proxy may echo the token it refused.
-            if response.status == 403, settings.token != nil {
+            if response.status == 403, settings.token != nil, settings.konnect == nil {
                 throw GatewayError(Self.rbacDenied(gateway: name, workspace: settings.workspace, method: method, path: path), status: 403)
             }
             let what = response.status == 401 ? "unauthorized" : "forbidden"
             let hint =
                 settings.token == nil
                 ? "no token configured: Kong wants one, set token_file"
-                : "the configured token was refused: check token_file (sent as Kong-Admin-Token)"
+                : "the configured token was refused: check token_file (sent as \(settings.konnect == nil ? "Kong-Admin-Token" : "Authorization: Bearer"))"
             throw GatewayError(
                 "gateway \(name): \(method) \(Self.pathOnly(path)) answered \(response.status) (\(what)); \(hint)",
                 status: response.status)
@@ -206,7 +218,15 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
     }
 
     /// `GET /` with the token: the version and database mode; a DB-less node cannot be written.
+    /// Konnect has no `GET /`: the control plane answers instead.
     public func checkConnection() async throws -> String {
+        if let controlPlane, let konnect = settings.konnect {
+            let answer = try await request("GET", "/v2/control-planes/\(konnect.controlPlaneID)", url: controlPlane)
+            guard answer.status == 200 else { throw failure("GET", "/v2/control-planes/\(konnect.controlPlaneID)", answer) }
+            let plane = try json("GET", "/v2/control-planes/\(konnect.controlPlaneID)", answer)
+            let label = plane["name"]?.stringValue.map { TextEscape.bounded($0, limit: 100) } ?? konnect.controlPlaneID
+            return "Konnect control plane \(label) (\(konnect.controlPlaneID))"
+        }
         let info = try await nodeInfo()
         if info.database == "off" {
             throw GatewayError(
@@ -283,7 +303,8 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             let plugins = try await list("/consumers/\(segment)/plugins", query: []).compactMap(Wire.plugin)
             // Every other credential type, and the acl groups: a user who is gone still holds them all.
             var credentials = keys.map { CredentialRef(type: "key-auth", id: $0.id.rawValue, identity: $0.fingerprint) }
-            for type in Wire.otherCredentialTypes {
+            // Konnect has no oauth2 (KONG-FACTS §16): not asked for there.
+            for type in Wire.otherCredentialTypes where settings.konnect == nil || type != "oauth2" {
                 credentials += try await listIfServed("/consumers/\(segment)/\(type)").compactMap { Wire.credential($0, type: type) }
             }
             let groups = try await listIfServed("/consumers/\(segment)/acls").compactMap { $0["group"]?.stringValue }.sorted()
@@ -352,6 +373,7 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
     }
 
     func setTags(_ id: ConsumerID, _ tags: [String]) async throws -> Consumer {
+        if settings.konnect != nil { return try await putTags(id, tags) }
         let path = "/consumers/\(URLEncoding.component(id.rawValue))"
         let answer: Answer
         do {
@@ -364,6 +386,24 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         guard answer.status == 200 else { throw failure("PATCH", path, answer) }
         guard let consumer = Wire.consumer(try json("PATCH", path, answer)) else {
             throw GatewayError("gateway \(name): PATCH \(path) answered without an id")
+        }
+        return consumer
+    }
+
+    /// Konnect offers no PATCH (KONG-FACTS §16): the consumer is read again and PUT whole with the
+    /// new tags, every other field as just read (the caller checked our marks on a read made right
+    /// before; a foreign tag added in between is kept because `tags` came from that read).
+    func putTags(_ id: ConsumerID, _ tags: [String]) async throws -> Consumer {
+        let path = "/consumers/\(URLEncoding.component(id.rawValue))"
+        guard let (_, current) = try await fetchConsumer(id), case .object(var fields) = current else {
+            throw GatewayError("gateway \(name): consumer \(id) is gone", status: 404)
+        }
+        for key in ["created_at", "updated_at"] { fields[key] = nil }
+        fields["tags"] = JSONValue(tags)
+        let answer = try await request("PUT", path, body: .object(fields))
+        guard answer.status == 200 else { throw failure("PUT", path, answer) }
+        guard let consumer = Wire.consumer(try json("PUT", path, answer)) else {
+            throw GatewayError("gateway \(name): PUT \(path) answered without an id")
         }
         return consumer
     }
@@ -386,7 +426,8 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         if answer.status == 201, let plugin = Wire.plugin(try json("POST", path, answer)) {
             return .created(BlockID(plugin.id))
         }
-        if answer.status == 409 {
+        // Konnect answers a unique conflict with 400 (KONG-FACTS §16), Kong with 409.
+        if answer.status == 409 || (settings.konnect != nil && answer.status == 400) {
             // One request-termination per consumer: is the one in the way ours?
             let existing = try await list(path, query: []).compactMap(Wire.plugin)
             if let ours = existing.first(where: { $0.isOurs && $0.consumerID == id }) { return .alreadyOurs(BlockID(ours.id)) }
@@ -435,10 +476,18 @@ extension KongAdminClient {
     /// A consumer by id, username or custom_id (for `explain`).
     public func findConsumer(_ name: String) async throws -> Consumer? {
         if let (consumer, _) = try await fetchConsumer(ConsumerID(name)) { return consumer }
+        // Konnect has no `?custom_id=` (it ignores it and lists the first page, KONG-FACTS §16):
+        // there, and anywhere, only a consumer whose custom_id is exactly the name counts.
+        if settings.konnect != nil {
+            for item in try await list("/consumers", query: []) {
+                if let consumer = Wire.consumer(item), consumer.customID == name { return consumer }
+            }
+            return nil
+        }
         let path = "/consumers?custom_id=\(URLEncoding.component(name))"
         let answer = try await request("GET", path)
         guard answer.status == 200 else { throw failure("GET", path, answer) }
-        return try json("GET", path, answer)["data"]?.arrayValue?.first.flatMap(Wire.consumer)
+        return try json("GET", path, answer)["data"]?.arrayValue?.compactMap(Wire.consumer).first { $0.customID == name }
     }
 
     /// Pages every key-auth credential and compares fingerprints locally: the key itself is never sent.

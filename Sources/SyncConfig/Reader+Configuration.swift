@@ -17,6 +17,7 @@ extension Reader {
     static let gatewayKeys = [
         "name", "type", "admin_url", "token", "token_file", "ca_file", "client_cert", "client_key", "select_tags",
         "match", "timeout", "read_deadline", "concurrency", "retries", "allow_insecure", "workspace",
+        "control_plane_id", "region", "api_url",
     ]
     static let policyKeys = [
         "grace_period", "disabled_grace_period", "on_missing", "max_disable", "max_disable_percent", "min_users",
@@ -194,16 +195,48 @@ extension Reader {
             guard let map = mapping(item, p, allowed: Self.gatewayKeys) else { continue }
             let name = string(map, "name", p, required: true) ?? ""
             if !name.isEmpty && !names.insert(name).inserted { problem("\(p).name", "'\(name)' is used twice") }
-            if let type = string(map, "type", p), type != "kong" { problem("\(p).type", "must be kong") }
-            let url = string(map, "admin_url", p, required: true) ?? ""
+            let type = string(map, "type", p) ?? "kong"
+            if type != "kong" && type != "konnect" { problem("\(p).type", "must be kong or konnect") }
+            var konnect: KongSettings.Konnect? = nil
+            var url = ""
+            var urlKey = "admin_url"
+            if type == "konnect" {
+                urlKey = "api_url"
+                for key in ["admin_url", "workspace"] where map[key] != nil {
+                    problem("\(p).\(key)", "does not apply to type konnect (use control_plane_id with region or api_url)")
+                }
+                let plane = string(map, "control_plane_id", p, required: true) ?? ""
+                let region = string(map, "region", p)
+                if let region, !KongSettings.Konnect.regions.contains(region) {
+                    problem("\(p).region", "'\(region)' must be one of \(KongSettings.Konnect.regions.joined(separator: ", "))")
+                }
+                switch (region, string(map, "api_url", p)) {
+                case (nil, nil): problem("\(p).region", "give region (us, eu, au, me, in) or api_url")
+                case (.some, .some): problem("\(p).api_url", "give region or api_url, not both")
+                case (let region?, nil): url = KongSettings.Konnect.url(region: region)
+                case (nil, let api?): url = api
+                }
+                if map["token"] == nil && map["token_file"] == nil {
+                    problem("\(p).token_file", "is required for konnect (a personal or system access token)")
+                }
+                if !plane.isEmpty, !plane.unicodeScalars.allSatisfy(Self.workspaceCharacters.contains) {
+                    problem("\(p).control_plane_id", "'\(plane)' is not a control plane id")
+                }
+                konnect = KongSettings.Konnect(controlPlaneID: plane, apiURL: url)
+            } else {
+                for key in ["control_plane_id", "region", "api_url"] where map[key] != nil {
+                    problem("\(p).\(key)", "only applies to type konnect")
+                }
+                url = string(map, "admin_url", p, required: true) ?? ""
+            }
             if !url.isEmpty && !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
-                problem("\(p).admin_url", "must start with http:// or https://")
+                problem("\(p).\(urlKey)", "must start with http:// or https://")
             }
             let token = secret(map, "token", p, forHeader: true)
             let allowInsecure = bool(map, "allow_insecure", p)
             if url.hasPrefix("http://"), token != nil, !allowInsecure, !Self.isLoopback(url: url) {
                 problem(
-                    "\(p).admin_url",
+                    "\(p).\(urlKey)",
                     "would send the admin token in cleartext to a non-loopback host; use https:// or set allow_insecure: true")
             }
             let tags = stringList(map, "select_tags", p)
@@ -241,7 +274,7 @@ extension Reader {
                         caFile: string(map, "ca_file", p), clientCert: string(map, "client_cert", p),
                         clientKey: string(map, "client_key", p), retries: int(map, "retries", p, default: 3, range: 0...10),
                         concurrency: int(map, "concurrency", p, default: 8, range: 1...64), readDeadlineSeconds: Int(deadline),
-                        workspace: workspace),
+                        workspace: workspace, konnect: konnect),
                     match: match))
         }
         return result
