@@ -168,3 +168,31 @@ extension JournalStore {
         }
     }
 }
+
+/// A directory's change feed, for `watch` (RFC 4533 on OpenLDAP and 389-ds; `uSNChanged` polling on
+/// Active Directory). The feed never reports a user as gone because a connection dropped: it
+/// reconnects with backoff, resumes where it was, and says so when it cannot.
+public protocol DirectoryFeed: Sendable {
+    /// Follows the directory until `shouldStop()` is true, delivering events in order (on the
+    /// feed's own thread). The first `.live` comes once the feed is established: every change made
+    /// after it is delivered. Returns when stopped; throws only when the feed cannot work at all
+    /// (the server does not support it, a bad bind).
+    func follow(_ deliver: @escaping @Sendable (FeedEvent) -> Void, shouldStop: @escaping @Sendable () -> Bool) async throws
+}
+
+/// What a change feed reports.
+public enum FeedEvent: Sendable, Equatable {
+    /// Established (again): changes from now on are delivered. `resumed` is true when a reconnect
+    /// continued from the feed's cookie without reading everything again.
+    case live(resumed: Bool)
+    /// One directory entry changed. `key` names the entry across events (its entryUUID or
+    /// objectGUID); `before` is what the feed last knew of it, `now` its state now (nil: deleted,
+    /// or no longer matched by the source's filter). `changedAt` is when the directory made the
+    /// change, if it says (for the lag metric).
+    case changed(key: String, before: DirectoryUser?, now: DirectoryUser?, changedAt: Double?)
+    /// The server cannot resume (e-syncRefreshRequired, a lost cookie) and the feed starts over: the
+    /// caller runs a full reconciliation.
+    case refreshRequired(String)
+    /// The connection dropped; the feed is reconnecting (nothing is concluded from it).
+    case disconnected(String)
+}
