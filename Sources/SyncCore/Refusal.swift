@@ -8,6 +8,8 @@ public struct Refusal: Hashable, Sendable, Error {
         case brakePercent = "brake-percent"
         case planMismatch = "plan-mismatch"
         case gatewayError = "gateway-error"
+        /// `watch`: more disables in a sliding hour than `watch.max_disable_per_hour`.
+        case brakeRate = "brake-rate"
     }
 
     public var cause: Cause
@@ -22,7 +24,7 @@ public struct Refusal: Hashable, Sendable, Error {
     public var exitCode: ExitStatus {
         switch cause {
         case .sourceError, .minUsers, .shrink: return .sourceUntrustworthy
-        case .brakeCount, .brakePercent, .planMismatch: return .refused
+        case .brakeCount, .brakePercent, .planMismatch, .brakeRate: return .refused
         case .gatewayError: return .error
         }
     }

@@ -31,6 +31,11 @@ public enum JournalEvent: Sendable, Equatable {
         public var previousRunInterrupted: (run: String, intentsWithoutOutcome: [Int64])?
         /// Set on a restore: the run it undoes.
         public var restoreOf: String?
+        /// What started the run when it was not `sync`: `watch-start`, `watch`, `watch-resync`.
+        public var trigger: String?
+        /// The plan hash an operator accepted (`sync --accept-plan`): its disables pass the brakes,
+        /// so `watch`'s hourly rate does not count them.
+        public var acceptedPlan: String?
 
         public init(
             run: String?, version: String, host: String, uid: Int64, configSHA256: String? = nil,
@@ -52,7 +57,7 @@ public enum JournalEvent: Sendable, Equatable {
                 && a.configSHA256 == b.configSHA256 && a.journalFormat == b.journalFormat && a.repaired == b.repaired
                 && a.previousRunInterrupted?.run == b.previousRunInterrupted?.run
                 && a.previousRunInterrupted?.intentsWithoutOutcome == b.previousRunInterrupted?.intentsWithoutOutcome
-                && a.restoreOf == b.restoreOf
+                && a.restoreOf == b.restoreOf && a.trigger == b.trigger && a.acceptedPlan == b.acceptedPlan
         }
     }
 
@@ -210,6 +215,8 @@ public enum JournalEvent: Sendable, Equatable {
                 ]
             }
             if let restoreOf = r.restoreOf { f["restore_of"] = .string(restoreOf) }
+            if let trigger = r.trigger { f["trigger"] = .string(trigger) }
+            if let accepted = r.acceptedPlan { f["accepted_plan"] = .string(accepted) }
         case .intent(let a):
             f.merge(Self.actionFields(a)) { _, new in new }
         case .outcome(let a, let intent, let result):
@@ -291,6 +298,8 @@ public struct JournalEntry: Sendable {
                 restoreOf: string("restore_of"))
             started.dryRun = r["dry_run"]?.boolValue ?? false
             started.journalFormat = r["journal_format"]?.intValue
+            started.trigger = string("trigger")
+            started.acceptedPlan = string("accepted_plan")
             if let previous = r["previous_run_interrupted"], let run = previous["run"]?.stringValue {
                 started.previousRunInterrupted = (
                     run, previous["intents_without_outcome"]?.arrayValue?.compactMap(\.intValue) ?? []

@@ -77,7 +77,7 @@ public enum RunMetrics {
             }
         }
         metric("idp_sync_situations", "gauge", "Managed consumers per situation in the last run.", situations)
-        let causes: [Refusal.Cause] = [.sourceError, .minUsers, .shrink, .brakeCount, .brakePercent, .planMismatch, .gatewayError]
+        let causes: [Refusal.Cause] = [.sourceError, .minUsers, .shrink, .brakeCount, .brakePercent, .planMismatch, .gatewayError, .brakeRate]
         metric(
             "idp_sync_refused", "gauge", "1 when the last run was refused, by cause.",
             causes.map { (labels(["cause": $0.rawValue]), report.refused?.cause == $0 ? 1 : 0) })

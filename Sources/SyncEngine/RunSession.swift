@@ -16,13 +16,16 @@ public struct OpenedJournal: Sendable {
     public var modeFixed: String?
     /// Consumers the journal says idp-sync disabled and has not restored, by gateway (see `JournalScan`).
     public var disabledByUs: [String: [String: Int64]]
+    /// Times of disables applied in the journal's last hour outside accepted plans (see `JournalScan`).
+    public var recentDisables: [Int64]
 
     public init(
         store: any JournalStore, lock: any Sendable, lastGoodUsers: Int? = nil, repaired: String? = nil,
         interrupted: (run: String, intentsWithoutOutcome: [Int64])? = nil, modeFixed: String? = nil,
-        disabledByUs: [String: [String: Int64]] = [:]
+        disabledByUs: [String: [String: Int64]] = [:], recentDisables: [Int64] = []
     ) {
         self.disabledByUs = disabledByUs
+        self.recentDisables = recentDisables
         self.store = store
         self.lock = lock
         self.lastGoodUsers = lastGoodUsers
@@ -48,6 +51,7 @@ public struct RunSession: Sendable {
     public let lastGoodUsers: Int?
     /// Consumers the journal says idp-sync disabled and has not restored, by gateway.
     public let disabledByUs: [String: [String: Int64]]
+    public let recentDisables: [Int64]
     private let lock: any Sendable
 
     /// Opens the session; what opening found is logged and goes into `started`.
@@ -76,14 +80,15 @@ public struct RunSession: Sendable {
         }
         return RunSession(
             journal: opened.store, started: started, lastGoodUsers: opened.lastGoodUsers,
-            disabledByUs: opened.disabledByUs, lock: opened.lock)
+            disabledByUs: opened.disabledByUs, recentDisables: opened.recentDisables, lock: opened.lock)
     }
 
     private init(
         journal: any JournalStore, started: JournalEvent.RunStarted, lastGoodUsers: Int?,
-        disabledByUs: [String: [String: Int64]], lock: any Sendable
+        disabledByUs: [String: [String: Int64]], recentDisables: [Int64], lock: any Sendable
     ) {
         self.disabledByUs = disabledByUs
+        self.recentDisables = recentDisables
         self.journal = journal
         self.started = started
         self.lastGoodUsers = lastGoodUsers

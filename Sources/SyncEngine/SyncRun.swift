@@ -43,6 +43,8 @@ public struct SyncRun: Sendable {
     public var now: @Sendable () -> Int64
     /// Polled between writes: true after SIGTERM, so the write in flight finishes and the run stops.
     public var shouldStop: @Sendable () -> Bool
+    /// Sees the gateway snapshots the final plan was made from (`watch` indexes their consumers).
+    public var observeSnapshots: (@Sendable ([GatewaySnapshot]) -> Void)?
 
     public init(
         source: any DirectorySource, sourceType: String, gateways: [any Gateway], planner: Planner,
@@ -71,6 +73,7 @@ public struct SyncRun: Sendable {
 
         var start = started
         start.run = runID
+        if let accepted = options.acceptPlan { start.acceptedPlan = accepted.lowercased() }
         if let journal, !journal.startRun(start, report: &report) { return report }
 
         // 1. Snapshots, all at once; no write before every one is complete.
@@ -143,6 +146,7 @@ public struct SyncRun: Sendable {
             }
             plan = planner.plan(directory: directory, snapshots: snapshots, now: now)
         }
+        observeSnapshots?(snapshots)
         report.plan = plan
         report.planHash = plan.hash
         var planMetadata: Logger.Metadata = [

@@ -25,6 +25,8 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
     public private(set) var interrupted: (run: String, unfinishedIntents: [Int64])?
     /// See `JournalScan.disabledByUs`.
     public private(set) var disabledByUs: [String: [String: Int64]] = [:]
+    /// See `JournalScan.recentDisables`.
+    public private(set) var recentDisables: [Int64] = []
     /// Set when an existing journal had a mode wider than 0640 and was narrowed to it.
     public private(set) var modeFixed: String?
     let directory: SafeDirectory
@@ -112,6 +114,7 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
         self.lastGoodUsers = scan.lastGoodUsers
         self.interrupted = scan.interrupted
         self.disabledByUs = scan.disabledByUs
+        self.recentDisables = scan.recentDisables
     }
 
     deinit { close(fd) }
@@ -293,6 +296,9 @@ public struct JournalScan {
     /// consumer id, with the time of that disable (so a consumer stripped of our marks and block
     /// while its user is still gone is disabled again at once).
     public var disabledByUs: [String: [String: Int64]] = [:]
+    /// When each disable of the last hour of the journal was applied, except in runs whose plan an
+    /// operator accepted (`watch`'s hourly brake counts them, so a restart does not reset it).
+    public var recentDisables: [Int64] = []
     /// The last run, when it has no `run-finished` or `run-refused` (it was killed), and the seqs of
     /// its intents that have no outcome: writes that may or may not have reached the gateway.
     public var interrupted: (run: String, unfinishedIntents: [Int64])?
@@ -315,6 +321,7 @@ public struct JournalScan {
         var lastStart: Int64 = 0
         var lineNumber = 0
         var runOpen: String? = nil
+        var runAccepted = false
         var openIntents: [Int64] = []
         while let line = reader.next() {
             lineNumber += 1
@@ -354,6 +361,7 @@ public struct JournalScan {
                 // Parsed: `previous_run_interrupted` holds a nested "run".
                 let record = checked.record ?? (try? JSONParser.parse(Array(line.bytes)))
                 runOpen = record?["run"]?.stringValue ?? "unknown"
+                runAccepted = record?["accepted_plan"]?.stringValue != nil
                 openIntents = []
             case "intent":
                 openIntents.append(checked.seq)
@@ -363,10 +371,19 @@ public struct JournalScan {
                     record["outcome"]?.stringValue == "applied", let gateway = record["gateway"]?.stringValue,
                     let consumer = record["consumer"]?["id"]?.stringValue
                 {
+                    let time = record["time"]?.stringValue.flatMap(TimeFormat.parseRFC3339) ?? 0
                     switch record["action"]?.stringValue {
                     case "disable":
-                        result.disabledByUs[gateway, default: [:]][consumer] =
-                            record["time"]?.stringValue.flatMap(TimeFormat.parseRFC3339) ?? 0
+                        result.disabledByUs[gateway, default: [:]][consumer] = time
+                        if !runAccepted {
+                            result.recentDisables.append(time)
+                            // Only the last hour counts: drop what is older than the newest by more.
+                            if result.recentDisables.count > 64, let first = result.recentDisables.first,
+                                first < TimeFormat.subtracting(time, 3600)
+                            {
+                                result.recentDisables.removeAll { $0 < TimeFormat.subtracting(time, 3600) }
+                            }
+                        }
                     case "restore":
                         result.disabledByUs[gateway]?[consumer] = nil
                     default: break

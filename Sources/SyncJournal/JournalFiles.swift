@@ -15,6 +15,6 @@ public struct JournalFiles: JournalOpening {
         return OpenedJournal(
             store: file, lock: lock, lastGoodUsers: file.lastGoodUsers, repaired: file.repaired,
             interrupted: file.interrupted.map { ($0.run, $0.unfinishedIntents) }, modeFixed: file.modeFixed,
-            disabledByUs: file.disabledByUs)
+            disabledByUs: file.disabledByUs, recentDisables: file.recentDisables)
     }
 }
