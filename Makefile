@@ -4,7 +4,7 @@
 SWIFT ?= swift
 
 .PHONY: deps deps-demo deps-release build demo test test-swift test-fixtures release release-check clean \
-	bench-journal bench-scale
+	bench-journal bench-scale bench-watch
 
 # Everything the tests need.
 deps:
@@ -52,3 +52,6 @@ bench-journal:
 
 bench-scale:
 	scripts/bench-scale
+
+bench-watch:
+	scripts/bench-watch

@@ -20,7 +20,7 @@ public struct IdPSync: AsyncParsableCommand {
             64 invalid command line. More in /usr/share/doc/idp-sync/docs/ (docs/ in the source).
             """,
         version: "\(version) (commit \(commit))",
-        subcommands: [Sync.self, Journal.self, Explain.self, Restore.self, CheckConfig.self]
+        subcommands: [Sync.self, Watch.self, Journal.self, Explain.self, Restore.self, CheckConfig.self]
     )
 
     public init() {}

@@ -31,6 +31,17 @@ enum LiveAdapters {
         }
     }
 
+    /// The source's change feed for `watch`; nil when the source has none (SCIM).
+    static func feed(_ config: SyncConfiguration, logger: Logger) -> (any DirectoryFeed)? {
+        switch config.source {
+        case .ldap(var settings):
+            settings.shouldStop = { StopSignal.requested }
+            return LDAPDirectoryFeed(settings: settings, logger: logger)
+        case .scim:
+            return nil
+        }
+    }
+
     static func planner(_ config: SyncConfiguration) -> Planner {
         Planner(
             policy: config.policy,

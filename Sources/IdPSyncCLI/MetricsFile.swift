@@ -50,6 +50,27 @@ enum MetricsFile {
     }
 }
 
+extension MetricsFile {
+    /// `watch`'s textfile: its last full reconciliation's gauges, every report not counted yet, and
+    /// the watch's own metrics (`RunMetrics.renderWatch`).
+    static func recordWatch(_ full: RunReport, status: WatchStatus, config: SyncConfiguration, startedAt: Double) -> String? {
+        guard let path = config.metricsTextfilePath else { return nil }
+        do {
+            let (directory, name) = try directory(for: path)
+            let previous = (try? directory.read(name, limit: 1 << 20)).flatMap { $0 }.map {
+                String(decoding: $0, as: UTF8.self)
+            }
+            let text = RunMetrics.renderWatch(
+                full: full, uncounted: status.uncounted, status: status, gateways: config.gateways.map(\.name),
+                startedAt: startedAt, finishedAt: Environment.now(), previous: previous)
+            try directory.replace(name, with: Array(text.utf8), mode: 0o644, sync: true)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+}
+
 struct MetricsError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

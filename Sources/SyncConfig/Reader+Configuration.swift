@@ -5,7 +5,8 @@ import SyncCore
 import Yams
 
 extension Reader {
-    static let topKeys = ["version", "source", "gateways", "policy", "journal", "metrics"]
+    static let topKeys = ["version", "source", "gateways", "policy", "journal", "metrics", "watch"]
+    static let watchKeys = ["tick", "resync_interval", "max_disable_per_hour", "poll_interval"]
     static let ldapKeys = [
         "type", "url", "ca_file", "start_tls", "bind_dn", "bind_password", "bind_password_file", "base_dn", "filter",
         "page_size", "id_attribute", "username_attribute", "disabled_filter", "timeout", "read_deadline", "allow_insecure",
@@ -63,10 +64,19 @@ extension Reader {
                 problem("metrics.textfile_path", "must end in .prom (node_exporter reads only those)")
             }
         }
+        var watch = WatchConfiguration(maxDisablePerHour: policy.maxDisable)
+        if let map = mapping(top["watch"], "watch", allowed: Self.watchKeys) {
+            watch.tickSeconds = duration(map, "tick", "watch", default: watch.tickSeconds, range: 1...86_400)
+            watch.resyncSeconds = duration(map, "resync_interval", "watch", default: watch.resyncSeconds, range: 60...604_800)
+            watch.pollSeconds = duration(map, "poll_interval", "watch", default: watch.pollSeconds, range: 1...3600)
+            watch.maxDisablePerHour = int(map, "max_disable_per_hour", "watch", default: watch.maxDisablePerHour, range: 0...Int.max)
+        }
         guard let source, let journalPath, !gateways.isEmpty else { return nil }
-        return SyncConfiguration(
+        var configuration = SyncConfiguration(
             version: version, source: source, gateways: gateways, policy: policy, journalPath: journalPath,
             metricsTextfilePath: metricsPath)
+        configuration.watch = watch
+        return configuration
     }
 
     mutating func source(_ node: Node?) -> SyncConfiguration.Source? {

@@ -44,6 +44,22 @@ public struct SyncConfiguration: Sendable {
     public var policy: Policy
     public var journalPath: String
     public var metricsTextfilePath: String?
+    /// `watch:` (only `idp-sync watch` reads it).
+    public var watch = WatchConfiguration(maxDisablePerHour: 25)
+}
+
+/// The `watch:` section.
+public struct WatchConfiguration: Sendable, Equatable {
+    /// How often grace periods that came due are applied (default 1m).
+    public var tickSeconds: Int64 = 60
+    /// How often a full reconciliation runs (default 1h).
+    public var resyncSeconds: Int64 = 3600
+    /// Active Directory: how often `uSNChanged` is polled (default 5s).
+    public var pollSeconds: Int64 = 5
+    /// Disables in any sliding hour (default `policy.max_disable`).
+    public var maxDisablePerHour: Int
+
+    public init(maxDisablePerHour: Int) { self.maxDisablePerHour = maxDisablePerHour }
 }
 
 /// One problem in the configuration, with the path of the key (`gateways[0].admin_url`).

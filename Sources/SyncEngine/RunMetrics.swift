@@ -41,6 +41,35 @@ public enum RunMetrics {
             actions: actions)
     }
 
+    /// `watch`'s textfile: the gauges of its last full reconciliation, the actions counter advanced
+    /// by every report not counted yet (full and targeted alike), and the watch's own metrics.
+    public static func renderWatch(
+        full: RunReport, uncounted: [RunReport], status: WatchStatus, gateways: [String], startedAt: Double,
+        finishedAt: Double, previous: String?
+    ) -> String {
+        var actions = ActionCounters(carriedFrom: previous ?? "")
+        actions.include(gateways: gateways)
+        for report in uncounted { actions.add(report) }
+        var events = previous.flatMap { value(of: "idp_sync_watch_events_total", in: $0) } ?? 0
+        events += Double(status.newEvents)
+        var text = render(
+            report: full, startedAt: startedAt, finishedAt: finishedAt,
+            previousLastSuccess: previous.flatMap { value(of: "idp_sync_last_success_timestamp_seconds", in: $0) },
+            actions: actions)
+        text += "# HELP idp_sync_watch_events_total Directory changes the watch acted on.\n"
+        text += "# TYPE idp_sync_watch_events_total counter\n"
+        text += "idp_sync_watch_events_total \(format(events))\n"
+        if let lag = status.lastLag, lag.isFinite, lag >= 0 {
+            text += "# HELP idp_sync_watch_lag_seconds From the last directory change to its gateway write.\n"
+            text += "# TYPE idp_sync_watch_lag_seconds gauge\n"
+            text += "idp_sync_watch_lag_seconds \(format((lag * 1000).rounded() / 1000))\n"
+        }
+        text += "# HELP idp_sync_watch_connected 1 while the change feed is connected.\n"
+        text += "# TYPE idp_sync_watch_connected gauge\n"
+        text += "idp_sync_watch_connected \(status.connected ? 1 : 0)\n"
+        return text
+    }
+
     static func render(
         report: RunReport, startedAt: Double, finishedAt: Double, previousLastSuccess: Double?, actions: ActionCounters
     ) -> String {

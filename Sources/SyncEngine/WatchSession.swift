@@ -21,6 +21,10 @@ public struct WatchSettings: Sendable {
 /// What `watch` reports to the outside between writes: its metrics and systemd notifications.
 public struct WatchStatus: Sendable {
     public var events: Int64 = 0
+    /// Events since the last status handed out (the metrics counter adds them).
+    public var newEvents: Int64 = 0
+    /// Reports whose outcomes the actions counter has not seen yet (full and targeted).
+    public var uncounted: [RunReport] = []
     /// Seconds from the last directory change to its gateway write, when the directory dates it.
     public var lastLag: Double?
     public var connected = false
@@ -95,6 +99,8 @@ public final class WatchSession: Sendable {
         var index: [String: [String: [ConsumerID]]] = [:]
         /// Flagged consumers waiting out their grace period.
         var waiting: [GraceWait] = []
+        /// Consumers whose gateway could not be read or written: the next tick tries them again.
+        var retry: [String: Set<ConsumerID>] = [:]
         var status = WatchStatus()
         /// The current `watch` run: its id, counts, and whether it failed.
         var run: String?
@@ -224,13 +230,13 @@ public final class WatchSession: Sendable {
             }
             if t - lastStatus >= 2 {
                 lastStatus = t
-                hooks.status(state.withLock { $0.status })
+                publish()
             }
             try? await Task.sleep(nanoseconds: 20_000_000)
         }
         hooks.notify("STOPPING=1")
         finishEventsRun()
-        hooks.status(state.withLock { $0.status })
+        publish()
         return .success
     }
 
@@ -271,8 +277,9 @@ public final class WatchSession: Sendable {
             }
             record(report.plan, report.outcomes, into: &s, at: Int64(clock()))
             s.status.lastFull = report
+            s.status.uncounted.append(report)
         }
-        hooks.status(state.withLock { $0.status })
+        publish()
         return report
     }
 
@@ -309,6 +316,7 @@ public final class WatchSession: Sendable {
         let t = clock()
         state.withLock { s in
             s.status.events += Int64(changes.count)
+            s.status.newEvents += Int64(changes.count)
             if let at = changes.compactMap(\.at).max() { s.status.lastLag = max(0, t - at) }
         }
         return code
@@ -318,20 +326,31 @@ public final class WatchSession: Sendable {
     /// (an error there postpones them to the next tick; it never makes a user missing).
     func applyDue() async -> ExitStatus? {
         let t = now
-        let due = state.withLock { $0.waiting.filter { $0.disableAt <= t } }
-        guard !due.isEmpty else { return nil }
+        let (due, retry) = state.withLock { s in
+            defer { s.retry = [:] }
+            return (s.waiting.filter { $0.disableAt <= t }.map { ($0.gateway, $0.consumer) }, s.retry)
+        }
+        var candidates = due
+        for gateway in gateways {
+            for id in (retry[gateway.name] ?? []).sorted() {
+                if let consumer = try? await gateway.readConsumer(id) { candidates.append((gateway.name, consumer)) }
+            }
+        }
+        guard !candidates.isEmpty else { return nil }
         let source = hooks.makeSource()
         var targets: [String: Set<ConsumerID>] = [:]
         var users: [DirectoryUser] = []
-        for wait in due {
-            guard let rule = planner.gateways.first(where: { $0.name == wait.gateway })?.match,
-                let value = Self.matchValue(wait.consumer, rule)
+        for (gateway, consumer) in candidates {
+            guard let rule = planner.gateways.first(where: { $0.name == gateway })?.match,
+                let value = Self.matchValue(consumer, rule)
             else { continue }
             do {
                 if case .present(let user) = try await source.lookup(value, by: rule.user) { users.append(user) }
-                targets[wait.gateway, default: []].insert(wait.consumer.id)
+                targets[gateway, default: []].insert(consumer.id)
             } catch {
-                logger.warning("watch: a due consumer's user could not be looked up; next tick", metadata: ["watch.error": "\(error)"])
+                // Never "missing" because a lookup failed: the consumer waits for the next tick.
+                logger.warning("watch: a user could not be looked up; next tick", metadata: ["watch.error": "\(error)"])
+                state.withLock { $0.retry[gateway, default: []].insert(consumer.id) }
             }
         }
         return await reconcile(targets, directory: users, reason: "tick")
@@ -357,8 +376,11 @@ public final class WatchSession: Sendable {
                 snapshots.append(snapshot)
             } catch {
                 // The gateway is down: nothing is planned against it; the next change, tick or resync retries.
-                logger.warning("watch: gateway read failed; retried later", metadata: ["sync.gateway": "\(gateway.name)", "watch.error": "\(error)"])
-                state.withLock { $0.failed = true }
+                logger.warning("watch: gateway read failed; retried on the next tick", metadata: ["sync.gateway": "\(gateway.name)", "watch.error": "\(error)"])
+                state.withLock { s in
+                    s.failed = true
+                    s.retry[gateway.name, default: []].formUnion(ids)
+                }
             }
         }
         let t = now
@@ -389,7 +411,7 @@ public final class WatchSession: Sendable {
                 report.exitStatus = .refused
                 s.status.lastFull = report
             }
-            hooks.status(state.withLock { $0.status })
+            publish()
             return .refused
         }
 
@@ -400,7 +422,15 @@ public final class WatchSession: Sendable {
             "watch: applied", metadata: ["watch.reason": "\(reason)", "sync.actions": .stringConvertible(plan.actions.count),
                                           "sync.failed": .stringConvertible(applied.errors.count)])
         state.withLock { s in
+            var report = RunReport(run: s.run, dryRun: false, sourceType: sourceType)
+            report.plan = plan
+            report.outcomes = applied.outcomes
+            s.status.uncounted.append(report)
             record(plan, applied.outcomes, into: &s, at: t)
+            // A failed write is tried again on the next tick (re-read, re-planned, journaled again).
+            for (i, action) in plan.actions.enumerated() {
+                if case .failed? = applied.outcomes[i] { s.retry[action.gateway, default: []].insert(action.consumer.id) }
+            }
             for (key, n) in plan.counts { s.counts[key, default: 0] += Int64(n) }
             if !applied.errors.isEmpty { s.failed = true }
         }
@@ -422,6 +452,18 @@ public final class WatchSession: Sendable {
             }
         }
         s.recentDisables.removeAll { $0 <= t - 3600 }
+    }
+
+    /// Hands the status out once: what it carried as new is then counted.
+    func publish() {
+        let status = state.withLock { s in
+            defer {
+                s.status.newEvents = 0
+                s.status.uncounted = []
+            }
+            return s.status
+        }
+        hooks.status(status)
     }
 
     // MARK: The `watch` runs in the journal
