@@ -1,15 +1,17 @@
 """Checks of the deployment files in deploy/: python3 -m pytest -q deploy
 
-- systemd: `systemd-analyze verify` on the service, the timer and the failure notifier (must print
-  nothing), the directives the product relies on, `systemd-analyze security --offline` exposure, the
-  timer's calendar expression; the notifier script run with stub systemctl, journalctl and logger.
+- systemd: `systemd-analyze verify` on the service, the timer, the watch service and the failure
+  notifier (must print nothing), the directives the product relies on, `systemd-analyze security
+  --offline` exposure, the timer's calendar expression; the notifier script run with stub systemctl,
+  journalctl and logger.
 - Prometheus and Grafana: `promtool check rules` on the alerting rules; the dashboard parsed, its
   queries checked by promtool's parser, and every metric the rules and the dashboard use is one that
   idp-sync writes (read from the Swift source). The rules are fired from real runs' textfiles by
   `promtool test rules` in Tests/IntegrationTests/AlertingTests.swift.
 - cron: the cron.d line (5 schedule fields + user + command), and the command itself run under
   /bin/sh with a stub idp-sync and a stub logger, to show the exit status stays visible.
-- Kubernetes: every YAML document parsed with PyYAML, and the fields the product relies on.
+- Kubernetes: every YAML document parsed with PyYAML, and the fields the product relies on; the
+  watch Deployment's wrapper run under /bin/sh with a stub idp-sync, for each exit code.
 - The example configurations: parsed, and validated by `idp-sync check-config` when a built binary
   is around (never builds one).
 """
@@ -29,6 +31,7 @@ DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 SERVICE = DEPLOY / "idp-sync.service"
 TIMER = DEPLOY / "idp-sync.timer"
+WATCH = DEPLOY / "idp-sync-watch.service"
 NOTIFY_UNIT = DEPLOY / "idp-sync-notify@.service"
 NOTIFY_SCRIPT = DEPLOY / "idp-sync-notify"
 RULES = DEPLOY / "prometheus" / "idp-sync-rules.yml"
@@ -41,6 +44,7 @@ BINARY = "/usr/bin/idp-sync"
 NOTIFY_BINARY = "/usr/libexec/idp-sync/idp-sync-notify"
 CONFIG = "/etc/idp-sync/config.yaml"
 COMMAND = [BINARY, "sync", "--config", CONFIG]
+WATCH_COMMAND = [BINARY, "watch", "--config", CONFIG]
 METRICS_DIR = "/var/lib/prometheus/node-exporter"
 
 
@@ -80,7 +84,7 @@ def systemd_analyze():
 
 @pytest.fixture
 def units_with_stub(tmp_path):
-    """Temp copies of the service, the timer and the notifier whose ExecStart points at stubs.
+    """Temp copies of the service, the timer, the notifier and the watch whose ExecStart points at stubs.
 
     `systemd-analyze verify` runs fine without systemd as PID 1 (as in this container), but it
     rejects a unit whose ExecStart binary does not exist ("Command /usr/bin/idp-sync is not
@@ -92,7 +96,7 @@ def units_with_stub(tmp_path):
     units = tmp_path / "units"
     units.mkdir()
     copies = []
-    for unit, binary in ((SERVICE, BINARY), (TIMER, None), (NOTIFY_UNIT, NOTIFY_BINARY)):
+    for unit, binary in ((SERVICE, BINARY), (TIMER, None), (NOTIFY_UNIT, NOTIFY_BINARY), (WATCH, BINARY)):
         text = unit.read_text()
         if binary:
             stub = bindir / Path(binary).name
@@ -109,35 +113,38 @@ def units_with_stub(tmp_path):
 
 def test_systemd_analyze_verify(units_with_stub):
     exe = systemd_analyze()
-    service, timer, notify = units_with_stub
-    # The notifier is a template: verify loads it as it is, and as the instance OnFailure= starts.
-    instance = notify.parent / "idp-sync-notify@idp-sync.service.service"
-    instance.write_text(notify.read_text())
+    service, timer, notify, watch = units_with_stub
+    # The notifier is a template: verify loads it as it is, and as the instances OnFailure= starts.
+    instances = []
+    for failed in (service, watch):
+        instance = notify.parent / f"idp-sync-notify@{failed.name}.service"
+        instance.write_text(notify.read_text())
+        instances.append(str(instance))
     result = subprocess.run(
-        [exe, "verify", "--man=no", str(service), str(timer), str(notify), str(instance)],
+        [exe, "verify", "--man=no", str(service), str(timer), str(notify), str(watch), *instances],
         capture_output=True, text=True, timeout=120)
     # verify exits 0 even for unknown keys or unparsable values: it only warns. Any output fails.
     assert result.returncode == 0, result.stderr + result.stdout
     assert result.stderr.strip() == "" and result.stdout.strip() == "", result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("which", ["service", "notifier"])
+@pytest.mark.parametrize("which", ["service", "notifier", "watch"])
 def test_systemd_analyze_verify_really_checks(tmp_path, units_with_stub, which):
     """The check above is not vacuous: a typo in a hardening value is reported."""
     exe = systemd_analyze()
-    service, _, notify = units_with_stub
-    unit = service if which == "service" else notify
+    service, _, notify, watch = units_with_stub
+    unit = {"service": service, "notifier": notify, "watch": watch}[which]
     broken = tmp_path / "units" / unit.name.replace("idp-sync", "idp-sync-broken")
     broken.write_text(unit.read_text().replace("ProtectSystem=strict", "ProtectSystem=stricter"))
     result = subprocess.run([exe, "verify", "--man=no", str(broken)], capture_output=True, text=True, timeout=120)
     assert "stricter" in result.stderr
 
 
-@pytest.mark.parametrize("which", ["service", "notifier"])
+@pytest.mark.parametrize("which", ["service", "notifier", "watch"])
 def test_systemd_security_exposure(units_with_stub, which):
     exe = systemd_analyze()
-    service, _, notify = units_with_stub
-    unit = service
+    service, _, notify, watch = units_with_stub
+    unit = watch if which == "watch" else service
     if which == "notifier":
         unit = notify.parent / "idp-sync-notify@idp-sync.service.service"
         unit.write_text(notify.read_text())
@@ -146,8 +153,8 @@ def test_systemd_security_exposure(units_with_stub, which):
         capture_output=True, text=True, timeout=120)
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout + result.stderr)
     assert match, result.stdout + result.stderr
-    # The service: 1.4 today; what is left is the network itself, /proc and the absent IP allow
-    # list. The notifier: 1.5; it keeps the network for a chat or SMTP command.
+    # The service: 1.4 today, and the watch the same; what is left is the network itself, /proc and
+    # the absent IP allow list. The notifier: 1.5; it keeps the network for a chat or SMTP command.
     assert float(match.group(1)) <= 2.0, result.stdout
 
 
@@ -228,6 +235,90 @@ def test_timer():
     steps = {(b - a) % (24 * 60) for a, b in zip(minutes, minutes[1:])}
     assert steps == {15}, result.stdout
     assert all(m % 15 == 0 for m in minutes), result.stdout
+
+
+def seconds(span):
+    """A systemd time span ("10min", "1h 30min", "90") in seconds."""
+    units = {"": 1, "s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "hr": 3600, "d": 86400}
+    parts = re.findall(r"(\d+)\s*([a-z]*)", span)
+    assert parts and re.fullmatch(r"(\s*\d+\s*[a-z]*)+\s*", span), span
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_watch_runs_the_watch_command_as_a_notify_service():
+    unit = parse_unit(WATCH)
+    service = unit["Service"]
+    assert shlex.split(one(service, "ExecStart")) == WATCH_COMMAND
+    # READY=1 after the first full reconciliation, WATCHDOG=1 from the loop, from the main process only.
+    assert one(service, "Type") == "notify"
+    assert one(service, "NotifyAccess") == "main"
+    # The start is the feed plus a full reconciliation: more than idp-sync.service gives one run.
+    oneshot = parse_unit(SERVICE)["Service"]
+    assert seconds(one(service, "TimeoutStartSec")) > seconds(one(oneshot, "TimeoutStartSec"))
+    # The loop that pings also runs the periodic full reconciliation: the watchdog outlasts one.
+    assert seconds(one(service, "WatchdogSec")) >= seconds(one(oneshot, "TimeoutStartSec"))
+    assert one(service, "WatchdogSignal") == "SIGTERM"
+    assert seconds(one(service, "TimeoutStopSec")) == seconds(one(oneshot, "TimeoutStopSec"))
+    assert seconds(one(service, "TimeoutAbortSec")) == seconds(one(service, "TimeoutStopSec"))
+    # 0 comes from SIGTERM; nothing else is a success.
+    assert "SuccessExitStatus" not in service
+    assert "MemoryMax" not in service and "MemoryHigh" not in service
+    assert "MemoryMax=" in WATCH.read_text(), "a comment says where MemoryMax= goes"
+    assert one(unit["Install"], "WantedBy") == "multi-user.target"
+
+
+def test_watch_restarts_but_never_after_the_hourly_brake():
+    unit = parse_unit(WATCH)
+    service = unit["Service"]
+    assert one(service, "Restart") == "on-failure"
+    prevent = one(service, "RestartPreventExitStatus").split()
+    # 3: a restart's full reconciliation would apply what the hourly brake held back. 64: never heals.
+    assert "3" in prevent and "64" in prevent
+    # 4 is restarted, but not at once, and not forever.
+    assert "4" not in prevent
+    assert seconds(one(service, "RestartSec")) >= 60
+    assert int(one(unit["Unit"], "StartLimitBurst")) >= 2
+    assert seconds(one(unit["Unit"], "StartLimitIntervalSec")) >= 3600
+
+
+def test_watch_conflicts_with_the_timer_and_notifies():
+    unit = parse_unit(WATCH)["Unit"]
+    conflicts = " ".join(unit["Conflicts"]).split()
+    assert sorted(conflicts) == sorted([TIMER.name, SERVICE.name])
+    # Conflicts= orders nothing: a run in progress ends (and frees the lock) before the watch starts.
+    assert SERVICE.name in " ".join(unit["After"]).split()
+    assert one(unit, "OnFailure") == "idp-sync-notify@%n.service"
+    assert "network-online.target" in " ".join(unit["Wants"]).split()
+
+
+# Everything that makes idp-sync.service what it is, apart from how it runs: user, state,
+# credentials, writable paths and every hardening directive.
+SHARED_WITH_THE_SERVICE = [
+    "User", "Group", "StateDirectory", "StateDirectoryMode", "LoadCredential", "UMask", "ReadWritePaths",
+    "NoNewPrivileges", "CapabilityBoundingSet", "AmbientCapabilities", "ProtectSystem", "ProtectHome",
+    "PrivateTmp", "PrivateDevices", "PrivateIPC", "PrivateMounts", "ProtectKernelTunables",
+    "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock", "ProtectHostname",
+    "ProtectProc", "RestrictAddressFamilies", "RestrictNamespaces", "RestrictRealtime", "RestrictSUIDSGID",
+    "LockPersonality", "MemoryDenyWriteExecute", "RemoveIPC", "SystemCallArchitectures", "SystemCallFilter",
+    "SystemCallErrorNumber",
+]
+
+
+@pytest.mark.parametrize("key", SHARED_WITH_THE_SERVICE)
+def test_watch_is_hardened_like_the_service(key):
+    service = parse_unit(SERVICE)["Service"]
+    watch = parse_unit(WATCH)["Service"]
+    assert key in service, key
+    assert watch.get(key) == service[key], key
+
+
+def test_watch_sets_nothing_the_service_does_not_explain():
+    """Every [Service] key of the watch is shared with idp-sync.service or about running for long."""
+    own = {"Type", "NotifyAccess", "ExecStart", "Restart", "RestartSec", "RestartPreventExitStatus",
+           "TimeoutStartSec", "TimeoutStopSec", "TimeoutAbortSec", "WatchdogSec", "WatchdogSignal",
+           "SyslogIdentifier"}
+    extra = set(parse_unit(WATCH)["Service"]) - set(SHARED_WITH_THE_SERVICE) - own
+    assert not extra, extra
 
 
 def test_failures_reach_the_notifier():
@@ -319,6 +410,43 @@ def test_notifier_message_names_the_unit_status_and_log_tail(tmp_path, show, exp
     assert f"IDP_SYNC_NOTIFY_SUBJECT={subject}\n".replace("HOST", os.uname().nodename) in env
     status = re.search(r"ExecMainStatus=(\d+)", show).group(1)
     assert f"IDP_SYNC_NOTIFY_STATUS={status}\n" in env
+
+
+@pytest.mark.parametrize(
+    "show,expected",
+    [
+        ("Result=exit-code\nExecMainStatus=3\n",
+         ["exit status 3 (refused by a brake or a changed plan)",
+          "--accept-plan HASH; the watch stays stopped until then: systemctl start idp-sync-watch.service"]),
+        ("Result=exit-code\nExecMainStatus=1\n",
+         ["exit status 1 (an error)", "systemd restarts the watch (RestartSec=) until its start limit"]),
+        ("Result=exit-code\nExecMainStatus=4\n", ["exit status 4", "a person checks the directory"]),
+        ("Result=watchdog\nExecMainStatus=0\n", ["stopped by the watchdog (WatchdogSec=), status 0"]),
+        ("Result=start-limit-hit\nExecMainStatus=4\n",
+         ["failed too often (start limit), status 4",
+          "systemctl reset-failed idp-sync-watch.service; systemctl start idp-sync-watch.service"]),
+    ],
+)
+def test_notifier_message_for_the_watch(tmp_path, show, expected):
+    bindir, calls = notify_stubs(tmp_path, show=show)
+    out = tmp_path / "message"
+    result = run_notify(bindir, args=("idp-sync-watch.service",), command=f"cat > {out}")
+    assert result.returncode == 0, result.stderr
+    message = out.read_text()
+    assert message.startswith("idp-sync-watch.service failed on ")
+    for text in expected:
+        assert text in message, message
+    assert calls.read_text().splitlines() == [
+        "systemctl show idp-sync-watch.service -p Result -p ExecMainStatus -p ExecMainExitTimestamp",
+        "journalctl -u idp-sync-watch.service -n 20 --no-pager -o cat",
+    ]
+
+
+def test_notifier_keeps_the_timer_advice_for_the_service(tmp_path):
+    bindir, _ = notify_stubs(tmp_path, show="Result=exit-code\nExecMainStatus=3\n")
+    out = tmp_path / "message"
+    assert run_notify(bindir, command=f"cat > {out}").returncode == 0
+    assert "watch" not in out.read_text().split("Last log lines")[0]
 
 
 def test_notifier_defaults_to_logger(tmp_path):
