@@ -21,7 +21,9 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,7 @@ RULES = DEPLOY / "prometheus" / "idp-sync-rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "idp-sync-dashboard.json"
 CRON = DEPLOY / "idp-sync.cron"
 K8S = DEPLOY / "kubernetes"
+WATCH_DEPLOYMENT = K8S / "watch-deployment.yaml"
 HOST_CONFIG = DEPLOY / "config.example.yaml"
 
 BINARY = "/usr/bin/idp-sync"
@@ -651,18 +654,21 @@ def by_kind(kind):
 def test_every_kubernetes_document_parses_and_is_named():
     docs = k8s_documents()
     kinds = sorted(doc["kind"] for _, doc in docs)
-    assert kinds == ["ConfigMap", "CronJob", "Kustomization", "PersistentVolumeClaim"]
+    assert kinds == ["ConfigMap", "CronJob", "Deployment", "Kustomization", "PersistentVolumeClaim"]
     for name, doc in docs:
         assert doc.get("apiVersion"), name
         if doc["kind"] != "Kustomization":
             assert doc["metadata"]["name"].startswith("idp-sync"), name
 
 
-def test_kustomization_lists_every_manifest():
+def test_kustomization_lists_every_manifest_but_the_watch():
+    """The watch Deployment is optional and applied on its own, after the CronJob is suspended:
+    in the kustomization, `kubectl apply -k` would run both on one journal."""
     kustomization = by_kind("Kustomization")
     listed = sorted(kustomization["resources"])
     others = sorted(name for name, doc in k8s_documents() if doc["kind"] != "Kustomization")
-    assert listed == others
+    assert WATCH_DEPLOYMENT.name in others
+    assert listed == [name for name in others if name != WATCH_DEPLOYMENT.name]
 
 
 def kubernetes_validate():
@@ -679,11 +685,11 @@ def test_manifests_validate_against_the_kubernetes_schemas():
     """Every manifest against the API's own schemas, strictly (unknown fields fail), offline; this
     always runs, unlike a kubectl that may not be installed."""
     manifests = sorted(str(K8S / name) for name, doc in k8s_documents() if doc["kind"] != "Kustomization")
-    assert len(manifests) == 3
+    assert len(manifests) == 4
     result = subprocess.run([kubernetes_validate(), "--strict", *manifests], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("passed") == 3, result.stdout
+    assert result.stdout.count("passed") == 4, result.stdout
 
 
 def test_the_validator_catches_a_wrong_field(tmp_path):
@@ -749,8 +755,7 @@ def test_cronjob_volumes():
     assert mounts["/run/credentials"]["readOnly"] is True
 
 
-def test_cronjob_security_context():
-    _, _, pod, container = pod_parts()
+def check_security_context(pod, container):
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -762,6 +767,183 @@ def test_cronjob_security_context():
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert "add" not in sc["capabilities"]
     assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+
+
+def test_cronjob_security_context():
+    _, _, pod, container = pod_parts()
+    check_security_context(pod, container)
+
+
+# ---------------------------------------------------------------- Kubernetes: the watch Deployment
+
+
+def watch_parts():
+    deployment = by_kind("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    containers = pod["containers"]
+    assert len(containers) == 1
+    return deployment, pod, containers[0]
+
+
+def test_watch_deployment_is_one_pod_at_a_time():
+    deployment, pod, _ = watch_parts()
+    assert deployment["apiVersion"] == "apps/v1"
+    assert deployment["metadata"]["name"] == "idp-sync-watch"
+    spec = deployment["spec"]
+    # Never two watchers on one journal: Recreate stops the old pod before the new one starts.
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert pod.get("restartPolicy", "Always") == "Always"
+    # The selector takes the template's pods and never the CronJob's (which share the name label).
+    selector = spec["selector"]["matchLabels"]
+    assert set(selector.items()) <= set(spec["template"]["metadata"]["labels"].items())
+    cron_pod_labels = by_kind("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert not set(selector.items()) <= set(cron_pod_labels.items())
+
+
+def test_watch_deployment_security_context():
+    _, pod, container = watch_parts()
+    check_security_context(pod, container)
+
+
+def test_watch_deployment_shares_the_cronjobs_image_config_secrets_and_journal():
+    _, _, cron_pod, cron = pod_parts()
+    _, pod, container = watch_parts()
+    assert container["image"] == cron["image"]
+    assert container["env"] == cron["env"]
+    assert container["volumeMounts"] == cron["volumeMounts"]
+    assert pod["volumes"] == cron_pod["volumes"]
+    for key in ("securityContext", "automountServiceAccountToken", "enableServiceLinks",
+                "terminationGracePeriodSeconds"):
+        assert pod[key] == cron_pod[key], key
+    assert container["securityContext"] == cron["securityContext"]
+
+
+def test_watch_deployment_resources():
+    _, _, container = watch_parts()
+    resources = container["resources"]
+    assert resources["requests"]["cpu"] and resources["limits"]["cpu"]
+    # The memory request and limit depend on the directory's size: a comment says where they go.
+    assert "requests.memory and limits.memory belong here" in WATCH_DEPLOYMENT.read_text()
+
+
+REFUSED_MARKER = "/tmp/idp-sync-watch.refused"
+
+
+def watch_wrapper():
+    """The container's command: /bin/sh -c SCRIPT NAME, with idp-sync's arguments in args."""
+    _, _, container = watch_parts()
+    command = container["command"]
+    assert command[:2] == ["/bin/sh", "-c"] and len(command) == 4
+    assert command[3] == "idp-sync-watch"  # $0 of the script; args follow as "$@"
+    assert [BINARY] + container["args"] == WATCH_COMMAND
+    script = command[2]
+    assert script.count(f'{BINARY} "$@" &') == 1
+    assert script.count(REFUSED_MARKER) == 1
+    return script, container
+
+
+def test_watch_deployment_readiness_follows_the_refused_marker():
+    _, container = watch_wrapper()
+    probe = container["readinessProbe"]["exec"]["command"]
+    assert probe == ["/bin/sh", "-c", f"test ! -e {REFUSED_MARKER}"]
+    assert "livenessProbe" not in container
+
+
+def start_wrapper(tmp_path, status, stub_body=None, script_edit=None):
+    """Runs the Deployment's wrapper under /bin/sh (dash on Debian, as in the image) with a stub
+    idp-sync that records its arguments and exits with `status`."""
+    script, container = watch_wrapper()
+    stub = tmp_path / "idp-sync"
+    stub.write_text("#!/bin/sh\n" f'printf "%s\\n" "$@" > {tmp_path}/args\n' + (stub_body or f"exit {status}\n"))
+    stub.chmod(0o755)
+    marker = tmp_path / "refused"
+    script = script.replace(BINARY, str(stub)).replace(REFUSED_MARKER, str(marker))
+    if script_edit:
+        script = script_edit(script)
+    process = subprocess.Popen(["/bin/sh", "-c", script, "idp-sync-watch", *container["args"]],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return process, marker
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def finish(process, timeout=10):
+    """The wrapper's exit code and output, once nothing it started is left (a sleep, idp-sync)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+        deadline = time.monotonic() + 5  # a killed sleep takes a moment to be gone
+        while group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leftover = group_alive(process.pid)
+    finally:
+        if group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert not leftover, "the wrapper left a process behind"
+    return process.returncode, out, err
+
+
+def wait_until(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("status", [0, 1, 64])
+def test_watch_wrapper_passes_other_exit_codes_on(tmp_path, status):
+    process, marker = start_wrapper(tmp_path, status)
+    rc, out, err = finish(process)
+    assert rc == status
+    assert (tmp_path / "args").read_text().splitlines() == WATCH_COMMAND[1:]
+    assert not marker.exists() and out == "" and err == ""
+
+
+def test_watch_wrapper_passes_sigterm_on_and_exits_with_idp_syncs_code(tmp_path):
+    body = (f"trap 'echo term > {tmp_path}/got; exit 0' TERM\n"
+            f": > {tmp_path}/started\n"
+            "while :; do sleep 0.1; done\n")
+    process, marker = start_wrapper(tmp_path, None, stub_body=body)
+    wait_until(lambda: (tmp_path / "started").exists())
+    process.send_signal(signal.SIGTERM)
+    rc, _, err = finish(process)
+    assert rc == 0, err
+    assert (tmp_path / "got").read_text() == "term\n"
+    assert not marker.exists()
+
+
+def test_watch_wrapper_holds_after_exit_3_and_marks_the_pod_not_ready(tmp_path):
+    process, marker = start_wrapper(tmp_path, 3)
+    wait_until(marker.exists)
+    assert process.poll() is None, "after exit 3 the container must not end (Kubernetes would restart it)"
+    probe = subprocess.run(["/bin/sh", "-c", f"test ! -e {marker}"], timeout=10)
+    assert probe.returncode != 0, "the readiness probe fails"
+    process.send_signal(signal.SIGTERM)
+    rc, _, err = finish(process)
+    assert rc == 3
+    assert "exit 3, refused by the hourly brake; not restarting" in err
+
+
+def test_watch_wrapper_waits_two_minutes_after_exit_4(tmp_path):
+    script, _ = watch_wrapper()
+    assert "sleep 120 &" in script
+    process, marker = start_wrapper(tmp_path, 4)
+    wait_until(lambda: (tmp_path / "args").exists())
+    time.sleep(0.5)
+    assert process.poll() is None, "exit 4 is not restarted within seconds"
+    process.send_signal(signal.SIGTERM)
+    rc, _, err = finish(process)
+    assert rc == 4 and "exit 4" in err and not marker.exists()
+    # And without SIGTERM it ends by itself, with 4 (here after 1 s instead of 120).
+    process, _ = start_wrapper(tmp_path, 4, script_edit=lambda s: s.replace("sleep 120 &", "sleep 1 &"))
+    rc, _, _ = finish(process)
+    assert rc == 4
 
 
 def test_pvc():

@@ -127,8 +127,9 @@ def test_one_version_everywhere():
     first = re.search(r"^## (\S+)", (REPO / "CHANGELOG.md").read_text(), re.M)
     assert first and first.group(1) == VERSION, "CHANGELOG.md must start with the section of VERSION"
     assert f'"idp-sync {VERSION}"' in MAN5.read_text().splitlines()[2]
-    cronjob = (REPO / "deploy/kubernetes/cronjob.yaml").read_text()
-    assert f"idp-sync:{VERSION}" in cronjob
+    for manifest in ("cronjob.yaml", "watch-deployment.yaml"):
+        text = (REPO / "deploy/kubernetes" / manifest).read_text()
+        assert f"idp-sync:{VERSION}" in text, manifest
 
 
 def binary():
@@ -180,6 +181,12 @@ def test_containerfile_and_cronjob_agree():
     container = pod["containers"][0]
     assert container["command"] == entrypoint == ["/usr/bin/idp-sync"]
     assert pod["securityContext"]["runAsUser"] == int(user.group(1))
+    # The watch Deployment runs the same image as the same user, through a /bin/sh wrapper that the
+    # image (debian:bookworm-slim) has.
+    watch = yaml.safe_load((REPO / "deploy/kubernetes/watch-deployment.yaml").read_text())["spec"]["template"]["spec"]
+    assert watch["securityContext"]["runAsUser"] == int(user.group(1))
+    assert watch["containers"][0]["command"][0] == "/bin/sh"
+    assert f'{entrypoint[0]} "$@" &' in watch["containers"][0]["command"][2]
 
 
 def test_nothing_points_outside_the_repository():
