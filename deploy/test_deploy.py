@@ -294,6 +294,30 @@ def test_watch_conflicts_with_the_timer_and_notifies():
     assert "network-online.target" in " ".join(unit["Wants"]).split()
 
 
+WATCH_DOCS = [REPO / "docs/operations.md", DEPLOY / "README.md"]
+
+
+@pytest.mark.parametrize("path", WATCH_DOCS, ids=lambda p: p.name)
+def test_watch_is_documented(path):
+    """docs/configuration.md links to operations.md#revocation-in-seconds-watch: the heading is exact."""
+    text = path.read_text()
+    assert "\n## Revocation in seconds: watch\n" in text
+    section = text.split("\n## Revocation in seconds: watch\n")[1].split("\n## ")[0]
+    for needle in ["systemctl disable --now idp-sync.timer", "systemctl enable --now idp-sync-watch.service",
+                   "systemctl disable --now idp-sync-watch.service", "systemctl enable --now idp-sync.timer",
+                   "syncprov", "Content", "SCIM", "watch-start", "watch-resync", "idp_sync_watch_events_total",
+                   "idp_sync_watch_lag_seconds", "idp_sync_watch_connected", "--accept-plan"]:
+        assert needle in section, needle
+
+
+def test_watch_switch_commands_agree_with_the_unit():
+    """The unit's header names the same commands as the documentation."""
+    header = WATCH.read_text().split("\n[Unit]")[0]
+    for command in ["systemctl disable --now idp-sync.timer", "systemctl enable --now idp-sync-watch.service",
+                    "systemctl disable --now idp-sync-watch.service", "systemctl enable --now idp-sync.timer"]:
+        assert command in header, command
+
+
 # Everything that makes idp-sync.service what it is, apart from how it runs: user, state,
 # credentials, writable paths and every hardening directive.
 SHARED_WITH_THE_SERVICE = [

@@ -3,7 +3,8 @@
 - Every key the config reader accepts (Sources/SyncConfig/Reader+Configuration.swift) is described in
   docs/configuration.md, the man page idp-sync.yaml(5) and docs/schema/config.schema.json, and the
   schema names no key the reader refuses.
-- One version: VERSION = BuildInfo.swift = CHANGELOG.md = the hand-written man page = the CronJob's image.
+- One version: VERSION = BuildInfo.swift = CHANGELOG.md = the hand-written man page = the image of
+  the CronJob and of the watch Deployment.
 - The JSON Schemas are valid, accept the example configs, and agree with `idp-sync check-config`.
 - Real output of the built binary ($IDP_SYNC_BIN, which `make test` sets) against the schemas: the
   JSON report of a dry run, a real run, a refused run and a config error, and every journal record,
