@@ -1,15 +1,17 @@
 """Checks of the deployment files in deploy/: python3 -m pytest -q deploy
 
-- systemd: `systemd-analyze verify` on the service, the timer and the failure notifier (must print
-  nothing), the directives the product relies on, `systemd-analyze security --offline` exposure, the
-  timer's calendar expression; the notifier script run with stub systemctl, journalctl and logger.
+- systemd: `systemd-analyze verify` on the service, the timer, the watch service and the failure
+  notifier (must print nothing), the directives the product relies on, `systemd-analyze security
+  --offline` exposure, the timer's calendar expression; the notifier script run with stub systemctl,
+  journalctl and logger.
 - Prometheus and Grafana: `promtool check rules` on the alerting rules; the dashboard parsed, its
   queries checked by promtool's parser, and every metric the rules and the dashboard use is one that
   idp-sync writes (read from the Swift source). The rules are fired from real runs' textfiles by
   `promtool test rules` in Tests/IntegrationTests/AlertingTests.swift.
 - cron: the cron.d line (5 schedule fields + user + command), and the command itself run under
   /bin/sh with a stub idp-sync and a stub logger, to show the exit status stays visible.
-- Kubernetes: every YAML document parsed with PyYAML, and the fields the product relies on.
+- Kubernetes: every YAML document parsed with PyYAML, and the fields the product relies on; the
+  watch Deployment's wrapper run under /bin/sh with a stub idp-sync, for each exit code.
 - The example configurations: parsed, and validated by `idp-sync check-config` when a built binary
   is around (never builds one).
 """
@@ -19,7 +21,9 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -29,18 +33,21 @@ DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 SERVICE = DEPLOY / "idp-sync.service"
 TIMER = DEPLOY / "idp-sync.timer"
+WATCH = DEPLOY / "idp-sync-watch.service"
 NOTIFY_UNIT = DEPLOY / "idp-sync-notify@.service"
 NOTIFY_SCRIPT = DEPLOY / "idp-sync-notify"
 RULES = DEPLOY / "prometheus" / "idp-sync-rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "idp-sync-dashboard.json"
 CRON = DEPLOY / "idp-sync.cron"
 K8S = DEPLOY / "kubernetes"
+WATCH_DEPLOYMENT = K8S / "watch-deployment.yaml"
 HOST_CONFIG = DEPLOY / "config.example.yaml"
 
 BINARY = "/usr/bin/idp-sync"
 NOTIFY_BINARY = "/usr/libexec/idp-sync/idp-sync-notify"
 CONFIG = "/etc/idp-sync/config.yaml"
 COMMAND = [BINARY, "sync", "--config", CONFIG]
+WATCH_COMMAND = [BINARY, "watch", "--config", CONFIG]
 METRICS_DIR = "/var/lib/prometheus/node-exporter"
 
 
@@ -80,7 +87,7 @@ def systemd_analyze():
 
 @pytest.fixture
 def units_with_stub(tmp_path):
-    """Temp copies of the service, the timer and the notifier whose ExecStart points at stubs.
+    """Temp copies of the service, the timer, the notifier and the watch whose ExecStart points at stubs.
 
     `systemd-analyze verify` runs fine without systemd as PID 1 (as in this container), but it
     rejects a unit whose ExecStart binary does not exist ("Command /usr/bin/idp-sync is not
@@ -92,7 +99,7 @@ def units_with_stub(tmp_path):
     units = tmp_path / "units"
     units.mkdir()
     copies = []
-    for unit, binary in ((SERVICE, BINARY), (TIMER, None), (NOTIFY_UNIT, NOTIFY_BINARY)):
+    for unit, binary in ((SERVICE, BINARY), (TIMER, None), (NOTIFY_UNIT, NOTIFY_BINARY), (WATCH, BINARY)):
         text = unit.read_text()
         if binary:
             stub = bindir / Path(binary).name
@@ -109,35 +116,38 @@ def units_with_stub(tmp_path):
 
 def test_systemd_analyze_verify(units_with_stub):
     exe = systemd_analyze()
-    service, timer, notify = units_with_stub
-    # The notifier is a template: verify loads it as it is, and as the instance OnFailure= starts.
-    instance = notify.parent / "idp-sync-notify@idp-sync.service.service"
-    instance.write_text(notify.read_text())
+    service, timer, notify, watch = units_with_stub
+    # The notifier is a template: verify loads it as it is, and as the instances OnFailure= starts.
+    instances = []
+    for failed in (service, watch):
+        instance = notify.parent / f"idp-sync-notify@{failed.name}.service"
+        instance.write_text(notify.read_text())
+        instances.append(str(instance))
     result = subprocess.run(
-        [exe, "verify", "--man=no", str(service), str(timer), str(notify), str(instance)],
+        [exe, "verify", "--man=no", str(service), str(timer), str(notify), str(watch), *instances],
         capture_output=True, text=True, timeout=120)
     # verify exits 0 even for unknown keys or unparsable values: it only warns. Any output fails.
     assert result.returncode == 0, result.stderr + result.stdout
     assert result.stderr.strip() == "" and result.stdout.strip() == "", result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("which", ["service", "notifier"])
+@pytest.mark.parametrize("which", ["service", "notifier", "watch"])
 def test_systemd_analyze_verify_really_checks(tmp_path, units_with_stub, which):
     """The check above is not vacuous: a typo in a hardening value is reported."""
     exe = systemd_analyze()
-    service, _, notify = units_with_stub
-    unit = service if which == "service" else notify
+    service, _, notify, watch = units_with_stub
+    unit = {"service": service, "notifier": notify, "watch": watch}[which]
     broken = tmp_path / "units" / unit.name.replace("idp-sync", "idp-sync-broken")
     broken.write_text(unit.read_text().replace("ProtectSystem=strict", "ProtectSystem=stricter"))
     result = subprocess.run([exe, "verify", "--man=no", str(broken)], capture_output=True, text=True, timeout=120)
     assert "stricter" in result.stderr
 
 
-@pytest.mark.parametrize("which", ["service", "notifier"])
+@pytest.mark.parametrize("which", ["service", "notifier", "watch"])
 def test_systemd_security_exposure(units_with_stub, which):
     exe = systemd_analyze()
-    service, _, notify = units_with_stub
-    unit = service
+    service, _, notify, watch = units_with_stub
+    unit = watch if which == "watch" else service
     if which == "notifier":
         unit = notify.parent / "idp-sync-notify@idp-sync.service.service"
         unit.write_text(notify.read_text())
@@ -146,8 +156,8 @@ def test_systemd_security_exposure(units_with_stub, which):
         capture_output=True, text=True, timeout=120)
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout + result.stderr)
     assert match, result.stdout + result.stderr
-    # The service: 1.4 today; what is left is the network itself, /proc and the absent IP allow
-    # list. The notifier: 1.5; it keeps the network for a chat or SMTP command.
+    # The service: 1.4 today, and the watch the same; what is left is the network itself, /proc and
+    # the absent IP allow list. The notifier: 1.5; it keeps the network for a chat or SMTP command.
     assert float(match.group(1)) <= 2.0, result.stdout
 
 
@@ -228,6 +238,114 @@ def test_timer():
     steps = {(b - a) % (24 * 60) for a, b in zip(minutes, minutes[1:])}
     assert steps == {15}, result.stdout
     assert all(m % 15 == 0 for m in minutes), result.stdout
+
+
+def seconds(span):
+    """A systemd time span ("10min", "1h 30min", "90") in seconds."""
+    units = {"": 1, "s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "hr": 3600, "d": 86400}
+    parts = re.findall(r"(\d+)\s*([a-z]*)", span)
+    assert parts and re.fullmatch(r"(\s*\d+\s*[a-z]*)+\s*", span), span
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_watch_runs_the_watch_command_as_a_notify_service():
+    unit = parse_unit(WATCH)
+    service = unit["Service"]
+    assert shlex.split(one(service, "ExecStart")) == WATCH_COMMAND
+    # READY=1 after the first full reconciliation, WATCHDOG=1 from the loop, from the main process only.
+    assert one(service, "Type") == "notify"
+    assert one(service, "NotifyAccess") == "main"
+    # The start is the feed plus a full reconciliation: more than idp-sync.service gives one run.
+    oneshot = parse_unit(SERVICE)["Service"]
+    assert seconds(one(service, "TimeoutStartSec")) > seconds(one(oneshot, "TimeoutStartSec"))
+    # The loop that pings also runs the periodic full reconciliation: the watchdog outlasts one.
+    assert seconds(one(service, "WatchdogSec")) >= seconds(one(oneshot, "TimeoutStartSec"))
+    assert one(service, "WatchdogSignal") == "SIGTERM"
+    assert seconds(one(service, "TimeoutStopSec")) == seconds(one(oneshot, "TimeoutStopSec"))
+    assert seconds(one(service, "TimeoutAbortSec")) == seconds(one(service, "TimeoutStopSec"))
+    # 0 comes from SIGTERM; nothing else is a success.
+    assert "SuccessExitStatus" not in service
+    assert "MemoryMax" not in service and "MemoryHigh" not in service
+    assert "MemoryMax=" in WATCH.read_text(), "a comment says where MemoryMax= goes"
+    assert one(unit["Install"], "WantedBy") == "multi-user.target"
+
+
+def test_watch_restarts_but_never_after_the_hourly_brake():
+    unit = parse_unit(WATCH)
+    service = unit["Service"]
+    assert one(service, "Restart") == "on-failure"
+    prevent = one(service, "RestartPreventExitStatus").split()
+    # 3: a restart's full reconciliation would apply what the hourly brake held back. 64: never heals.
+    assert "3" in prevent and "64" in prevent
+    # 4 is restarted, but not at once, and not forever.
+    assert "4" not in prevent
+    assert seconds(one(service, "RestartSec")) >= 60
+    assert int(one(unit["Unit"], "StartLimitBurst")) >= 2
+    assert seconds(one(unit["Unit"], "StartLimitIntervalSec")) >= 3600
+
+
+def test_watch_conflicts_with_the_timer_and_notifies():
+    unit = parse_unit(WATCH)["Unit"]
+    conflicts = " ".join(unit["Conflicts"]).split()
+    assert sorted(conflicts) == sorted([TIMER.name, SERVICE.name])
+    # Conflicts= orders nothing: a run in progress ends (and frees the lock) before the watch starts.
+    assert SERVICE.name in " ".join(unit["After"]).split()
+    assert one(unit, "OnFailure") == "idp-sync-notify@%n.service"
+    assert "network-online.target" in " ".join(unit["Wants"]).split()
+
+
+WATCH_DOCS = [REPO / "docs/operations.md", DEPLOY / "README.md"]
+
+
+@pytest.mark.parametrize("path", WATCH_DOCS, ids=lambda p: p.name)
+def test_watch_is_documented(path):
+    """docs/configuration.md links to operations.md#revocation-in-seconds-watch: the heading is exact."""
+    text = path.read_text()
+    assert "\n## Revocation in seconds: watch\n" in text
+    section = text.split("\n## Revocation in seconds: watch\n")[1].split("\n## ")[0]
+    for needle in ["systemctl disable --now idp-sync.timer", "systemctl enable --now idp-sync-watch.service",
+                   "systemctl disable --now idp-sync-watch.service", "systemctl enable --now idp-sync.timer",
+                   "syncprov", "Content", "SCIM", "watch-start", "watch-resync", "idp_sync_watch_events_total",
+                   "idp_sync_watch_lag_seconds", "idp_sync_watch_connected", "--accept-plan"]:
+        assert needle in section, needle
+
+
+def test_watch_switch_commands_agree_with_the_unit():
+    """The unit's header names the same commands as the documentation."""
+    header = WATCH.read_text().split("\n[Unit]")[0]
+    for command in ["systemctl disable --now idp-sync.timer", "systemctl enable --now idp-sync-watch.service",
+                    "systemctl disable --now idp-sync-watch.service", "systemctl enable --now idp-sync.timer"]:
+        assert command in header, command
+
+
+# Everything that makes idp-sync.service what it is, apart from how it runs: user, state,
+# credentials, writable paths and every hardening directive.
+SHARED_WITH_THE_SERVICE = [
+    "User", "Group", "StateDirectory", "StateDirectoryMode", "LoadCredential", "UMask", "ReadWritePaths",
+    "NoNewPrivileges", "CapabilityBoundingSet", "AmbientCapabilities", "ProtectSystem", "ProtectHome",
+    "PrivateTmp", "PrivateDevices", "PrivateIPC", "PrivateMounts", "ProtectKernelTunables",
+    "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock", "ProtectHostname",
+    "ProtectProc", "RestrictAddressFamilies", "RestrictNamespaces", "RestrictRealtime", "RestrictSUIDSGID",
+    "LockPersonality", "MemoryDenyWriteExecute", "RemoveIPC", "SystemCallArchitectures", "SystemCallFilter",
+    "SystemCallErrorNumber",
+]
+
+
+@pytest.mark.parametrize("key", SHARED_WITH_THE_SERVICE)
+def test_watch_is_hardened_like_the_service(key):
+    service = parse_unit(SERVICE)["Service"]
+    watch = parse_unit(WATCH)["Service"]
+    assert key in service, key
+    assert watch.get(key) == service[key], key
+
+
+def test_watch_sets_nothing_the_service_does_not_explain():
+    """Every [Service] key of the watch is shared with idp-sync.service or about running for long."""
+    own = {"Type", "NotifyAccess", "ExecStart", "Restart", "RestartSec", "RestartPreventExitStatus",
+           "TimeoutStartSec", "TimeoutStopSec", "TimeoutAbortSec", "WatchdogSec", "WatchdogSignal",
+           "SyslogIdentifier"}
+    extra = set(parse_unit(WATCH)["Service"]) - set(SHARED_WITH_THE_SERVICE) - own
+    assert not extra, extra
 
 
 def test_failures_reach_the_notifier():
@@ -319,6 +437,43 @@ def test_notifier_message_names_the_unit_status_and_log_tail(tmp_path, show, exp
     assert f"IDP_SYNC_NOTIFY_SUBJECT={subject}\n".replace("HOST", os.uname().nodename) in env
     status = re.search(r"ExecMainStatus=(\d+)", show).group(1)
     assert f"IDP_SYNC_NOTIFY_STATUS={status}\n" in env
+
+
+@pytest.mark.parametrize(
+    "show,expected",
+    [
+        ("Result=exit-code\nExecMainStatus=3\n",
+         ["exit status 3 (refused by a brake or a changed plan)",
+          "--accept-plan HASH; the watch stays stopped until then: systemctl start idp-sync-watch.service"]),
+        ("Result=exit-code\nExecMainStatus=1\n",
+         ["exit status 1 (an error)", "systemd restarts the watch (RestartSec=) until its start limit"]),
+        ("Result=exit-code\nExecMainStatus=4\n", ["exit status 4", "a person checks the directory"]),
+        ("Result=watchdog\nExecMainStatus=0\n", ["stopped by the watchdog (WatchdogSec=), status 0"]),
+        ("Result=start-limit-hit\nExecMainStatus=4\n",
+         ["failed too often (start limit), status 4",
+          "systemctl reset-failed idp-sync-watch.service; systemctl start idp-sync-watch.service"]),
+    ],
+)
+def test_notifier_message_for_the_watch(tmp_path, show, expected):
+    bindir, calls = notify_stubs(tmp_path, show=show)
+    out = tmp_path / "message"
+    result = run_notify(bindir, args=("idp-sync-watch.service",), command=f"cat > {out}")
+    assert result.returncode == 0, result.stderr
+    message = out.read_text()
+    assert message.startswith("idp-sync-watch.service failed on ")
+    for text in expected:
+        assert text in message, message
+    assert calls.read_text().splitlines() == [
+        "systemctl show idp-sync-watch.service -p Result -p ExecMainStatus -p ExecMainExitTimestamp",
+        "journalctl -u idp-sync-watch.service -n 20 --no-pager -o cat",
+    ]
+
+
+def test_notifier_keeps_the_timer_advice_for_the_service(tmp_path):
+    bindir, _ = notify_stubs(tmp_path, show="Result=exit-code\nExecMainStatus=3\n")
+    out = tmp_path / "message"
+    assert run_notify(bindir, command=f"cat > {out}").returncode == 0
+    assert "watch" not in out.read_text().split("Last log lines")[0]
 
 
 def test_notifier_defaults_to_logger(tmp_path):
@@ -523,18 +678,21 @@ def by_kind(kind):
 def test_every_kubernetes_document_parses_and_is_named():
     docs = k8s_documents()
     kinds = sorted(doc["kind"] for _, doc in docs)
-    assert kinds == ["ConfigMap", "CronJob", "Kustomization", "PersistentVolumeClaim"]
+    assert kinds == ["ConfigMap", "CronJob", "Deployment", "Kustomization", "PersistentVolumeClaim"]
     for name, doc in docs:
         assert doc.get("apiVersion"), name
         if doc["kind"] != "Kustomization":
             assert doc["metadata"]["name"].startswith("idp-sync"), name
 
 
-def test_kustomization_lists_every_manifest():
+def test_kustomization_lists_every_manifest_but_the_watch():
+    """The watch Deployment is optional and applied on its own, after the CronJob is suspended:
+    in the kustomization, `kubectl apply -k` would run both on one journal."""
     kustomization = by_kind("Kustomization")
     listed = sorted(kustomization["resources"])
     others = sorted(name for name, doc in k8s_documents() if doc["kind"] != "Kustomization")
-    assert listed == others
+    assert WATCH_DEPLOYMENT.name in others
+    assert listed == [name for name in others if name != WATCH_DEPLOYMENT.name]
 
 
 def kubernetes_validate():
@@ -551,11 +709,11 @@ def test_manifests_validate_against_the_kubernetes_schemas():
     """Every manifest against the API's own schemas, strictly (unknown fields fail), offline; this
     always runs, unlike a kubectl that may not be installed."""
     manifests = sorted(str(K8S / name) for name, doc in k8s_documents() if doc["kind"] != "Kustomization")
-    assert len(manifests) == 3
+    assert len(manifests) == 4
     result = subprocess.run([kubernetes_validate(), "--strict", *manifests], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("passed") == 3, result.stdout
+    assert result.stdout.count("passed") == 4, result.stdout
 
 
 def test_the_validator_catches_a_wrong_field(tmp_path):
@@ -621,8 +779,7 @@ def test_cronjob_volumes():
     assert mounts["/run/credentials"]["readOnly"] is True
 
 
-def test_cronjob_security_context():
-    _, _, pod, container = pod_parts()
+def check_security_context(pod, container):
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -634,6 +791,183 @@ def test_cronjob_security_context():
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert "add" not in sc["capabilities"]
     assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+
+
+def test_cronjob_security_context():
+    _, _, pod, container = pod_parts()
+    check_security_context(pod, container)
+
+
+# ---------------------------------------------------------------- Kubernetes: the watch Deployment
+
+
+def watch_parts():
+    deployment = by_kind("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    containers = pod["containers"]
+    assert len(containers) == 1
+    return deployment, pod, containers[0]
+
+
+def test_watch_deployment_is_one_pod_at_a_time():
+    deployment, pod, _ = watch_parts()
+    assert deployment["apiVersion"] == "apps/v1"
+    assert deployment["metadata"]["name"] == "idp-sync-watch"
+    spec = deployment["spec"]
+    # Never two watchers on one journal: Recreate stops the old pod before the new one starts.
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert pod.get("restartPolicy", "Always") == "Always"
+    # The selector takes the template's pods and never the CronJob's (which share the name label).
+    selector = spec["selector"]["matchLabels"]
+    assert set(selector.items()) <= set(spec["template"]["metadata"]["labels"].items())
+    cron_pod_labels = by_kind("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert not set(selector.items()) <= set(cron_pod_labels.items())
+
+
+def test_watch_deployment_security_context():
+    _, pod, container = watch_parts()
+    check_security_context(pod, container)
+
+
+def test_watch_deployment_shares_the_cronjobs_image_config_secrets_and_journal():
+    _, _, cron_pod, cron = pod_parts()
+    _, pod, container = watch_parts()
+    assert container["image"] == cron["image"]
+    assert container["env"] == cron["env"]
+    assert container["volumeMounts"] == cron["volumeMounts"]
+    assert pod["volumes"] == cron_pod["volumes"]
+    for key in ("securityContext", "automountServiceAccountToken", "enableServiceLinks",
+                "terminationGracePeriodSeconds"):
+        assert pod[key] == cron_pod[key], key
+    assert container["securityContext"] == cron["securityContext"]
+
+
+def test_watch_deployment_resources():
+    _, _, container = watch_parts()
+    resources = container["resources"]
+    assert resources["requests"]["cpu"] and resources["limits"]["cpu"]
+    # The memory request and limit depend on the directory's size: a comment says where they go.
+    assert "requests.memory and limits.memory belong here" in WATCH_DEPLOYMENT.read_text()
+
+
+REFUSED_MARKER = "/tmp/idp-sync-watch.refused"
+
+
+def watch_wrapper():
+    """The container's command: /bin/sh -c SCRIPT NAME, with idp-sync's arguments in args."""
+    _, _, container = watch_parts()
+    command = container["command"]
+    assert command[:2] == ["/bin/sh", "-c"] and len(command) == 4
+    assert command[3] == "idp-sync-watch"  # $0 of the script; args follow as "$@"
+    assert [BINARY] + container["args"] == WATCH_COMMAND
+    script = command[2]
+    assert script.count(f'{BINARY} "$@" &') == 1
+    assert script.count(REFUSED_MARKER) == 1
+    return script, container
+
+
+def test_watch_deployment_readiness_follows_the_refused_marker():
+    _, container = watch_wrapper()
+    probe = container["readinessProbe"]["exec"]["command"]
+    assert probe == ["/bin/sh", "-c", f"test ! -e {REFUSED_MARKER}"]
+    assert "livenessProbe" not in container
+
+
+def start_wrapper(tmp_path, status, stub_body=None, script_edit=None):
+    """Runs the Deployment's wrapper under /bin/sh (dash on Debian, as in the image) with a stub
+    idp-sync that records its arguments and exits with `status`."""
+    script, container = watch_wrapper()
+    stub = tmp_path / "idp-sync"
+    stub.write_text("#!/bin/sh\n" f'printf "%s\\n" "$@" > {tmp_path}/args\n' + (stub_body or f"exit {status}\n"))
+    stub.chmod(0o755)
+    marker = tmp_path / "refused"
+    script = script.replace(BINARY, str(stub)).replace(REFUSED_MARKER, str(marker))
+    if script_edit:
+        script = script_edit(script)
+    process = subprocess.Popen(["/bin/sh", "-c", script, "idp-sync-watch", *container["args"]],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return process, marker
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def finish(process, timeout=10):
+    """The wrapper's exit code and output, once nothing it started is left (a sleep, idp-sync)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+        deadline = time.monotonic() + 5  # a killed sleep takes a moment to be gone
+        while group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leftover = group_alive(process.pid)
+    finally:
+        if group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert not leftover, "the wrapper left a process behind"
+    return process.returncode, out, err
+
+
+def wait_until(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("status", [0, 1, 64])
+def test_watch_wrapper_passes_other_exit_codes_on(tmp_path, status):
+    process, marker = start_wrapper(tmp_path, status)
+    rc, out, err = finish(process)
+    assert rc == status
+    assert (tmp_path / "args").read_text().splitlines() == WATCH_COMMAND[1:]
+    assert not marker.exists() and out == "" and err == ""
+
+
+def test_watch_wrapper_passes_sigterm_on_and_exits_with_idp_syncs_code(tmp_path):
+    body = (f"trap 'echo term > {tmp_path}/got; exit 0' TERM\n"
+            f": > {tmp_path}/started\n"
+            "while :; do sleep 0.1; done\n")
+    process, marker = start_wrapper(tmp_path, None, stub_body=body)
+    wait_until(lambda: (tmp_path / "started").exists())
+    process.send_signal(signal.SIGTERM)
+    rc, _, err = finish(process)
+    assert rc == 0, err
+    assert (tmp_path / "got").read_text() == "term\n"
+    assert not marker.exists()
+
+
+def test_watch_wrapper_holds_after_exit_3_and_marks_the_pod_not_ready(tmp_path):
+    process, marker = start_wrapper(tmp_path, 3)
+    wait_until(marker.exists)
+    assert process.poll() is None, "after exit 3 the container must not end (Kubernetes would restart it)"
+    probe = subprocess.run(["/bin/sh", "-c", f"test ! -e {marker}"], timeout=10)
+    assert probe.returncode != 0, "the readiness probe fails"
+    process.send_signal(signal.SIGTERM)
+    rc, _, err = finish(process)
+    assert rc == 3
+    assert "exit 3, refused by the hourly brake; not restarting" in err
+
+
+def test_watch_wrapper_waits_two_minutes_after_exit_4(tmp_path):
+    script, _ = watch_wrapper()
+    assert "sleep 120 &" in script
+    process, marker = start_wrapper(tmp_path, 4)
+    wait_until(lambda: (tmp_path / "args").exists())
+    time.sleep(0.5)
+    assert process.poll() is None, "exit 4 is not restarted within seconds"
+    process.send_signal(signal.SIGTERM)
+    rc, _, err = finish(process)
+    assert rc == 4 and "exit 4" in err and not marker.exists()
+    # And without SIGTERM it ends by itself, with 4 (here after 1 s instead of 120).
+    process, _ = start_wrapper(tmp_path, 4, script_edit=lambda s: s.replace("sleep 120 &", "sleep 1 &"))
+    rc, _, _ = finish(process)
+    assert rc == 4
 
 
 def test_pvc():

@@ -3,7 +3,8 @@
 - Every key the config reader accepts (Sources/SyncConfig/Reader+Configuration.swift) is described in
   docs/configuration.md, the man page idp-sync.yaml(5) and docs/schema/config.schema.json, and the
   schema names no key the reader refuses.
-- One version: VERSION = BuildInfo.swift = CHANGELOG.md = the hand-written man page = the CronJob's image.
+- One version: VERSION = BuildInfo.swift = CHANGELOG.md = the hand-written man page = the image of
+  the CronJob and of the watch Deployment.
 - The JSON Schemas are valid, accept the example configs, and agree with `idp-sync check-config`.
 - Real output of the built binary ($IDP_SYNC_BIN, which `make test` sets) against the schemas: the
   JSON report of a dry run, a real run, a refused run and a config error, and every journal record,
@@ -127,8 +128,9 @@ def test_one_version_everywhere():
     first = re.search(r"^## (\S+)", (REPO / "CHANGELOG.md").read_text(), re.M)
     assert first and first.group(1) == VERSION, "CHANGELOG.md must start with the section of VERSION"
     assert f'"idp-sync {VERSION}"' in MAN5.read_text().splitlines()[2]
-    cronjob = (REPO / "deploy/kubernetes/cronjob.yaml").read_text()
-    assert f"idp-sync:{VERSION}" in cronjob
+    for manifest in ("cronjob.yaml", "watch-deployment.yaml"):
+        text = (REPO / "deploy/kubernetes" / manifest).read_text()
+        assert f"idp-sync:{VERSION}" in text, manifest
 
 
 def binary():
@@ -180,6 +182,12 @@ def test_containerfile_and_cronjob_agree():
     container = pod["containers"][0]
     assert container["command"] == entrypoint == ["/usr/bin/idp-sync"]
     assert pod["securityContext"]["runAsUser"] == int(user.group(1))
+    # The watch Deployment runs the same image as the same user, through a /bin/sh wrapper that the
+    # image (debian:bookworm-slim) has.
+    watch = yaml.safe_load((REPO / "deploy/kubernetes/watch-deployment.yaml").read_text())["spec"]["template"]["spec"]
+    assert watch["securityContext"]["runAsUser"] == int(user.group(1))
+    assert watch["containers"][0]["command"][0] == "/bin/sh"
+    assert f'{entrypoint[0]} "$@" &' in watch["containers"][0]["command"][2]
 
 
 def test_nothing_points_outside_the_repository():

@@ -6,9 +6,9 @@ one and runs these.
 
 - dpkg-deb --info: name, version, architecture, Depends computed by dpkg-shlibdeps (libc, libldap,
   libcurl, libstdc++; no Swift runtime) plus ca-certificates and adduser, the maintainer scripts.
-- dpkg-deb --contents: every file the package promises (the units and the failure notifier, the
-  Prometheus rules and Grafana dashboard among the examples), owned by root, nothing under /var/lib
-  or /etc.
+- dpkg-deb --contents: every file the package promises (the units, the watch service among them,
+  and the failure notifier; the Kubernetes manifests, the Prometheus rules and the Grafana dashboard
+  among the examples), owned by root, nothing under /var/lib or /etc.
 - The binary inside: stripped, the Swift runtime linked statically, runs, prints the version.
 - lintian (when installed): no errors or warnings.
 - The tarball holds the same files as the package.
@@ -48,6 +48,7 @@ EXPECTED = {
     "./usr/bin/idp-sync",
     "./lib/systemd/system/idp-sync.service",
     "./lib/systemd/system/idp-sync.timer",
+    "./lib/systemd/system/idp-sync-watch.service",
     "./lib/systemd/system/idp-sync-notify@.service",
     "./usr/libexec/idp-sync/idp-sync-notify",
     "./usr/share/doc/idp-sync/copyright",
@@ -57,6 +58,7 @@ EXPECTED = {
     "./usr/share/doc/idp-sync/examples/config.example.yaml",
     "./usr/share/doc/idp-sync/examples/idp-sync.cron",
     "./usr/share/doc/idp-sync/examples/kubernetes/cronjob.yaml",
+    "./usr/share/doc/idp-sync/examples/kubernetes/watch-deployment.yaml",
     "./usr/share/doc/idp-sync/examples/prometheus/idp-sync-rules.yml",
     "./usr/share/doc/idp-sync/examples/grafana/idp-sync-dashboard.json",
     "./usr/share/doc/idp-sync/docs/configuration.md.gz",
@@ -141,6 +143,9 @@ def test_units_in_the_package_run_the_packaged_binary(tmp_path):
     assert "\nExecStart=/usr/bin/idp-sync sync --config /etc/idp-sync/config.yaml\n" in service
     # A failed run reaches the packaged notifier, which runs the packaged script.
     assert "\nOnFailure=idp-sync-notify@%n.service\n" in service
+    watch = (tmp_path / "lib/systemd/system/idp-sync-watch.service").read_text()
+    assert "\nExecStart=/usr/bin/idp-sync watch --config /etc/idp-sync/config.yaml\n" in watch
+    assert "\nOnFailure=idp-sync-notify@%n.service\n" in watch
     notify = (tmp_path / "lib/systemd/system/idp-sync-notify@.service").read_text()
     assert "\nExecStart=/usr/libexec/idp-sync/idp-sync-notify %i\n" in notify
     assert os.access(tmp_path / "usr/libexec/idp-sync/idp-sync-notify", os.X_OK)
