@@ -9,7 +9,11 @@ import Glibc
 /// One bound libldap handle, used from one serial queue only.
 final class Connection {
     let settings: LDAPSettings
-    private var ld: OpaquePointer?
+    /// The handle; nil once closed.
+    private(set) var ld: OpaquePointer?
+    /// libldap's result code when `establish()` failed (LDAP_INVALID_CREDENTIALS, LDAP_SERVER_DOWN,
+    /// LDAP_USER_CANCELLED, ...), so callers that retry can tell a bad bind from a dropped network.
+    private(set) var failure: Int32 = LDAP_SUCCESS
 
     /// The system CA bundle used for ldaps/StartTLS when the config has no `ca_file`.
     static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
@@ -27,7 +31,14 @@ final class Connection {
         if !had { unsetenv("LDAPNOINIT") }
     }()
 
-    init(settings: LDAPSettings) throws {
+    /// A handle with every option set, bound (after StartTLS when configured).
+    convenience init(settings: LDAPSettings) throws {
+        try self.init(unbound: settings)
+        try establish()
+    }
+
+    /// A handle with every option set and no traffic yet; `establish()` does StartTLS and the bind.
+    init(unbound settings: LDAPSettings) throws {
         _ = Self.ignoreOutsideConfiguration
         self.settings = settings
         var handle: OpaquePointer? = nil
@@ -48,8 +59,15 @@ final class Connection {
         idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_PROTOCOL_MIN, 0x303)  // LDAP_OPT_X_TLS_PROTOCOL_TLS1_2 ((3 << 8) + 3)
         // libldap ignores per-handle TLS options until a new TLS context is made.
         idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_NEWCTX, 0)
+    }
+
+    /// StartTLS when configured, then the bind (none without `bind_dn`). On failure `failure`
+    /// holds libldap's result code.
+    func establish() throws {
+        guard let handle = ld else { throw SourceError("LDAP \(settings.url): not connected") }
         if settings.startTLS {
             let rc = ldap_start_tls_s(handle, nil, nil)
+            failure = rc
             guard rc == LDAP_SUCCESS else { throw error(rc, "StartTLS failed; check ca_file and the certificate's name") }
         }
         if let dn = settings.bindDN {
@@ -61,6 +79,7 @@ final class Connection {
                 rc = ldap_sasl_bind(handle, dn, nil, &cred, nil, nil, &msgid)
                 if rc == LDAP_SUCCESS { rc = Self.awaitResult(handle, msgid, settings: settings) }
             }
+            failure = rc
             guard rc == LDAP_SUCCESS else {
                 let tls = settings.url.hasPrefix("ldaps://") || settings.startTLS
                 if rc == LDAP_USER_CANCELLED { throw SourceError("LDAP \(settings.url): stopped by a signal during the bind") }
@@ -130,7 +149,7 @@ final class Connection {
         var probe = Probe(code: rc)
         guard let result else { return probe }
         if let entry = ldap_first_entry(ld, result) {
-            try handleEntry(ld, entry, attributes: attributes) { dn, values in probe.first = (dn, values) }
+            probe.first = entryValues(entry, attributes: attributes)
         }
         var code: Int32 = 0
         var matched: UnsafeMutablePointer<CChar>? = nil
@@ -221,7 +240,8 @@ final class Connection {
                         throw SourceError(
                             "LDAP \(settings.url): more than \(Self.maxEntries) entries under \(settings.baseDN); refusing to read on")
                     }
-                    try handleEntry(ld, message, attributes: attributes, entry: entry)
+                    let (dn, values) = entryValues(message, attributes: attributes)
+                    try entry(dn, values)
                 case UInt(LDAP_RES_SEARCH_REFERENCE):
                     throw SourceError(
                         "LDAP \(settings.url): a continuation reference arrived on page \(page) (part of \(settings.baseDN) lives on another server); use a base_dn the server holds entirely")
@@ -264,10 +284,9 @@ final class Connection {
             "LDAP \(settings.url): the read of \(settings.baseDN) did not finish within read_deadline \(TimeFormat.duration(Int64(settings.readDeadlineSeconds))) (\(page) pages, \(entries) entries); the directory is not trustworthy this run")
     }
 
-    private func handleEntry(
-        _ ld: OpaquePointer, _ message: OpaquePointer, attributes: [String],
-        entry: (String, [String: [[UInt8]]]) throws -> Void
-    ) throws {
+    /// One entry's DN (bounded for messages) and the values of `attributes` (names lowercased).
+    func entryValues(_ message: OpaquePointer, attributes: [String]) -> (dn: String, values: [String: [[UInt8]]]) {
+        guard let ld else { return ("?", [:]) }
         var dn = "?"
         if let raw = ldap_get_dn(ld, message) {
             dn = TextEscape.bounded(String(cString: raw), limit: 512)
@@ -290,7 +309,7 @@ final class Connection {
             }
             values[attribute.lowercased()] = items
         }
-        try entry(dn, values)
+        return (dn, values)
     }
 
     private func finishPage(
