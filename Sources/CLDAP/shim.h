@@ -68,10 +68,6 @@ static inline ber_tag_t idpsync_ber_scan_string(BerElement *ber, struct berval *
 static inline ber_tag_t idpsync_ber_scan_bool(BerElement *ber, ber_int_t *value) {
     return ber_scanf(ber, "b", value);
 }
-/// ber_scanf "e": an ENUMERATED.
-static inline ber_tag_t idpsync_ber_scan_enum(BerElement *ber, ber_int_t *value) {
-    return ber_scanf(ber, "e", value);
-}
 /// Caps the size of one incoming LDAP message on this handle (0: libldap's default, none).
 static inline int idpsync_ldap_set_max_incoming(LDAP *ld, ber_len_t max) {
     Sockbuf *sb = NULL;

@@ -138,7 +138,8 @@ enum ContentSync {
                     done = value
                 }
                 guard reader.remaining == 0 else { return nil }
-                return tag == tagRefreshDelete ? .refreshDelete(cookie: cookie, done: done) : .refreshPresent(cookie: cookie, done: done)
+                return tag == tagRefreshDelete
+                    ? .refreshDelete(cookie: cookie, done: done) : .refreshPresent(cookie: cookie, done: done)
             case tagIDSet:
                 guard let end = reader.enter(), end == 0 else { return nil }
                 var cookie: [UInt8]? = nil
@@ -151,12 +152,15 @@ enum ContentSync {
                     guard let value = reader.bool() else { return nil }
                     deletes = value
                 }
-                guard reader.more(before: end), reader.peek() == tagSet, let setEnd = reader.enter(), setEnd == end else {
+                guard reader.more(before: end), reader.peek() == tagSet, let setEnd = reader.enter(), setEnd == end
+                else {
                     return nil
                 }
                 var uuids: [String] = []
                 while reader.more(before: setEnd) {
-                    guard reader.peek() == tagCookie, let raw = reader.string(), let uuid = uuidString(raw) else { return nil }
+                    guard reader.peek() == tagCookie, let raw = reader.string(), let uuid = uuidString(raw) else {
+                        return nil
+                    }
                     uuids.append(uuid)
                 }
                 guard reader.remaining == 0 else { return nil }
@@ -248,7 +252,8 @@ struct BERReader {
     /// A cookie: a string of at most `maxCookieBytes`.
     func cookie() -> [UInt8]? {
         var length: ber_len_t = 0
-        guard ber_peek_tag(ber, &length) != ContentSync.lberError, length <= ber_len_t(ContentSync.maxCookieBytes) else {
+        guard ber_peek_tag(ber, &length) != ContentSync.lberError, length <= ber_len_t(ContentSync.maxCookieBytes)
+        else {
             return nil
         }
         return string()
