@@ -45,8 +45,9 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
 
     static let initialBackoff = 0.5
     static let maxBackoff = 30.0
-    /// Silence in the persist phase after which a base search checks that the connection lives.
-    static let idleProbeSeconds = 30
+    /// Silence in the persist phase after which a base search checks that the connection lives
+    /// (a half-open TCP connection, a frozen server), answered within `timeout`.
+    let idleProbeSeconds: Int
     /// The largest LDAP message accepted from the server.
     static let maxMessageBytes = 64 << 20
     /// Changed entries of a resumed refresh checked with `(|(entryUUID=…)…)` lookups (50 a search)
@@ -65,10 +66,15 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
         var lookups = 0
     }
 
-    public init(settings: LDAPSettings, logger: Logger) {
+    public convenience init(settings: LDAPSettings, logger: Logger) {
+        self.init(settings: settings, logger: logger, idleProbeSeconds: 30)
+    }
+
+    init(settings: LDAPSettings, logger: Logger, idleProbeSeconds: Int) {
         _ = Connection.ignoreOutsideConfiguration
         self.settings = settings
         self.logger = logger
+        self.idleProbeSeconds = idleProbeSeconds
         self.reader = LDAPDirectorySource(settings: settings, logger: logger)
     }
 
@@ -255,7 +261,7 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
                             "LDAP \(url): the sync refresh of \(settings.baseDN) did not finish within read_deadline \(TimeFormat.duration(Int64(settings.readDeadlineSeconds))); nothing concluded",
                             wasLive: false)
                     }
-                } else if silence > .seconds(Self.idleProbeSeconds) {
+                } else if silence > .seconds(idleProbeSeconds) {
                     if let problem = probe(connection, settings) {
                         abandon()
                         return .disconnected(problem, wasLive: true)
