@@ -6,7 +6,7 @@ import SyncEngine
 import Synchronization
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Follows an LDAP directory for `idp-sync watch` with the LDAP Content Synchronization Operation

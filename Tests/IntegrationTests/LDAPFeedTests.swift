@@ -7,7 +7,7 @@ import Testing
 @testable import LDAPDirectory
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// A feed following in a task, its events collected under a lock.
