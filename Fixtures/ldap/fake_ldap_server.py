@@ -18,6 +18,16 @@ the search are ignored):
   same-cookie          page 1 as endless-cookie; every later page has no entries and the same
                        never-empty cookie b"same" (page 1's cookie too)
 
+Sync modes answer a search with the RFC 4533 Sync Request control (1.3.6.1.4.1.4203.1.9.1.1);
+their other searches are answered as in no-page-control:
+  sync-refresh-required  without a cookie: 2 entries (uid=fake1, fake2; entryUUID uuid5(URL,
+                       "fake:" + uid)) with Sync State add, a Sync Info refreshDelete (cookie
+                       b"fake-cookie", refreshDone TRUE), then the connection is closed 0.3 s later;
+                       with a cookie: SearchResultDone 4096 (e-syncRefreshRequired)
+  sync-hostile         per sync search on the server, in turn: an entry whose Sync State control
+                       has a 15-byte entryUUID; a Sync Info whose value is not valid BER; an entry
+                       with no control at all; the connection stays open
+
 A paged search with requested size 0 (RFC 2696: the client abandons the paged search) gets
 SearchResultDone success with an empty cookie and no entries, in every mode. A search without the
 paged-results control gets the entries of one page and SearchResultDone without a control.
@@ -42,11 +52,18 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 import uuid
 
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 PEOPLE_BASE = "ou=people,dc=example,dc=org"
-MODES = ("endless-cookie", "endless-empty-pages", "no-page-control", "time-limit-page2", "same-cookie")
+MODES = ("endless-cookie", "endless-empty-pages", "no-page-control", "time-limit-page2", "same-cookie",
+         "sync-refresh-required", "sync-hostile")
+SYNC_REQUEST_OID = "1.3.6.1.4.1.4203.1.9.1.1"
+SYNC_STATE_OID = "1.3.6.1.4.1.4203.1.9.1.2"
+SYNC_INFO_OID = "1.3.6.1.4.1.4203.1.9.1.4"
+SYNC_ADD = 1
+SYNC_REFRESH_REQUIRED = 4096
 TIME_LIMIT_EXCEEDED = 3
 MAX_MESSAGE = 16 * 1024 * 1024
 
@@ -58,6 +75,8 @@ UNBIND_REQUEST = 0x42  # primitive, NULL
 SEARCH_REQUEST, SEARCH_RESULT_ENTRY, SEARCH_RESULT_DONE = 0x63, 0x64, 0x65
 ABANDON_REQUEST = 0x50  # primitive, MessageID
 EXTENDED_REQUEST, EXTENDED_RESPONSE = 0x77, 0x78
+INTERMEDIATE_RESPONSE = 0x79
+SYNC_REFRESH_DELETE = 0xA1  # [1] in syncInfoValue
 CONTROLS = 0xA0  # [0] constructed, in LDAPMessage
 AUTH_SIMPLE = 0x80  # [0] primitive, in BindRequest
 AUTH_SASL = 0xA3  # [3] constructed
@@ -255,6 +274,23 @@ def parse_paged_control(controls):
     return None
 
 
+def parse_sync_control(controls):
+    """The cookie of the Sync Request control: None without the control, b"" without a cookie."""
+    for oid, _critical, value in controls:
+        if oid == SYNC_REQUEST_OID:
+            if value is None:
+                raise BERError("sync request control without a value")
+            tag, content, _ = decode_tlv(value)
+            fields = decode_all(content)
+            if tag != SEQUENCE or not fields or fields[0][0] != ENUMERATED:
+                raise BERError("bad sync request control value")
+            for ftag, fvalue in fields[1:]:
+                if ftag == OCTET_STRING:
+                    return fvalue
+            return b""
+    return None
+
+
 def parse_bind(op_value):
     """BindRequest -> (version, name, auth_tag, credentials)."""
     fields = decode_all(op_value)
@@ -282,6 +318,19 @@ def search_entry(dn, attributes):
 def paged_control(cookie, size=0):
     value = ber_seq(ber_int(size), ber_str(cookie))
     return ber_seq(ber_str(PAGED_RESULTS_OID), ber_str(value))
+
+
+def sync_state_control(state, entry_uuid, cookie=None):
+    value = ber_seq(ber_enum(state), ber_str(entry_uuid), *([ber_str(cookie)] if cookie is not None else []))
+    return ber_seq(ber_str(SYNC_STATE_OID), ber_str(value))
+
+
+def intermediate(oid, value):
+    return ber_seq(ber_str(oid, 0x80), ber_str(value, 0x81), tag=INTERMEDIATE_RESPONSE)
+
+
+def fake_uuid(uid):
+    return uuid.uuid5(uuid.NAMESPACE_URL, "fake:" + uid)
 
 
 # ---------------------------------------------------------------- server
@@ -361,6 +410,11 @@ class Handler(socketserver.BaseRequestHandler):
     def search(self, message_id, controls):
         """Answer one search (one page). False when the connection is to be closed."""
         mode = self.server.mode
+        if mode.startswith("sync-"):
+            cookie = parse_sync_control(controls)
+            if cookie is not None:
+                return self.sync(message_id, cookie)
+            mode = "no-page-control"
         paged = parse_paged_control(controls)
         if paged is not None and paged[0] == 0:
             # RFC 2696: size 0 abandons the paged search; answer with an empty cookie.
@@ -383,6 +437,35 @@ class Handler(socketserver.BaseRequestHandler):
             cookie = b"same" if mode == "same-cookie" else b"page-%d" % self.pages
             out.append(message(message_id, done, paged_control(cookie)))
         self.send(*out)
+        return True
+
+    def sync(self, message_id, cookie):
+        """Answer a sync search (RFC 4533). False when the connection is to be closed."""
+        if self.server.mode == "sync-refresh-required":
+            if cookie:
+                self.send(message(message_id, ldap_result(
+                    SEARCH_RESULT_DONE, SYNC_REFRESH_REQUIRED, "sync refresh required")))
+                return True
+            out = []
+            for uid in ("fake1", "fake2"):
+                out.append(message(message_id, search_entry(
+                    f"uid={uid},{PEOPLE_BASE}", [("entryUUID", [str(fake_uuid(uid))]), ("uid", [uid])]),
+                    sync_state_control(SYNC_ADD, fake_uuid(uid).bytes)))
+            out.append(message(message_id, intermediate(
+                SYNC_INFO_OID, ber_seq(ber_str(b"fake-cookie"), tag=SYNC_REFRESH_DELETE))))
+            self.send(*out)
+            time.sleep(0.3)
+            return False
+        with self.server.lock:
+            turn = self.server.sync_searches
+            self.server.sync_searches += 1
+        entry = search_entry(f"uid=fake1,{PEOPLE_BASE}", [("uid", ["fake1"])])
+        if turn % 3 == 0:
+            self.send(message(message_id, entry, sync_state_control(SYNC_ADD, fake_uuid("fake1").bytes[:15])))
+        elif turn % 3 == 1:
+            self.send(message(message_id, intermediate(SYNC_INFO_OID, b"\xa3\x05\x31\x03\x04\x01")))
+        else:
+            self.send(message(message_id, entry))
         return True
 
 
@@ -408,6 +491,7 @@ def main(argv=None):
     server = Server(("127.0.0.1", 0), Handler)
     server.mode, server.bind_dn, server.password = args.mode, args.bind_dn, args.password
     server.max_pages = args.max_pages
+    server.lock, server.sync_searches = threading.Lock(), 0
 
     def stop(*_):
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -7,7 +7,8 @@ Modes:
                                            that drops the connection in the middle of paging)
   --blackhole                              accept connections and never answer (a hung server)
 
-Writes the bound port to --port-file once listening; runs until SIGTERM. Standard library only.
+Listens on --port (default: a free port) and writes the bound port to --port-file once listening;
+runs until SIGTERM. Standard library only.
 """
 import argparse
 import os
@@ -77,6 +78,7 @@ def serve_client(client, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port-file", required=True)
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--upstream")
     parser.add_argument("--cut-after", type=int)
     parser.add_argument("--blackhole", action="store_true")
@@ -85,7 +87,7 @@ def main():
         parser.error("give --blackhole, or --upstream with --cut-after")
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
+    listener.bind(("127.0.0.1", args.port))
     listener.listen(16)
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:

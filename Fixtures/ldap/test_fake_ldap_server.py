@@ -415,3 +415,72 @@ def test_cli_rejects_bad_arguments(tmp_path):
                             *extra], capture_output=True, text=True, timeout=10)
         assert p.returncode == 2, p.stderr
         assert not (tmp_path / "p").exists()
+
+
+# ---------------------------------------------------------------- sync modes (RFC 4533)
+
+def sync_search(c, cookie=None):
+    value = fls.ber_seq(fls.ber_enum(3), *([fls.ber_str(cookie)] if cookie is not None else []))
+    controls = fls.ber_seq(fls.ber_str(fls.SYNC_REQUEST_OID), fls.ber_bool(True), fls.ber_str(value))
+    req = fls.ber_seq(
+        fls.ber_str(BASE_DN), fls.ber_enum(2), fls.ber_enum(0), fls.ber_int(0), fls.ber_int(0),
+        fls.ber_bool(False), fls.ber_str("objectClass", 0x87), fls.ber_seq(fls.ber_str("uid")),
+        tag=fls.SEARCH_REQUEST)
+    return c.send(req, controls)
+
+
+def sync_state(ctrls):
+    [(oid, _critical, value)] = ctrls
+    assert oid == fls.SYNC_STATE_OID
+    _, content, _ = fls.decode_tlv(value)
+    fields = fls.decode_all(content)
+    return fls.decode_int(fields[0][1]), fields[1][1]
+
+
+def test_sync_refresh_required(start):
+    srv = start("sync-refresh-required")
+    c = Client(srv.port)
+    try:
+        mid = sync_search(c)
+        for uid in ("fake1", "fake2"):
+            rid, tag, value, ctrls = c.recv()
+            assert (rid, tag) == (mid, fls.SEARCH_RESULT_ENTRY)
+            assert sync_state(ctrls) == (1, fls.fake_uuid(uid).bytes)
+        rid, tag, value, _ = c.recv()
+        assert (rid, tag) == (mid, fls.INTERMEDIATE_RESPONSE)
+        (ntag, name), (vtag, info) = fls.decode_all(value)
+        assert (ntag, name.decode(), vtag) == (0x80, fls.SYNC_INFO_OID, 0x81)
+        assert info == bytes.fromhex("a10d040b") + b"fake-cookie"
+        assert c.recv() is None  # closed: a client must come back with its cookie
+    finally:
+        c.close()
+    c = Client(srv.port)
+    try:
+        mid = sync_search(c, b"fake-cookie")
+        rid, tag, value, _ = c.recv()
+        assert (rid, tag, result_code(value)) == (mid, fls.SEARCH_RESULT_DONE, 4096)
+        entries, code, ctrls = c.search()  # a plain search: one page, no controls
+        assert (len(entries), code, ctrls) == (2, 0, [])
+    finally:
+        c.close()
+
+
+def test_sync_hostile_takes_turns(start):
+    srv = start("sync-hostile")
+    kinds = []
+    for _ in range(4):
+        c = Client(srv.port)
+        try:
+            mid = sync_search(c)
+            rid, tag, value, ctrls = c.recv()
+            assert rid == mid
+            if tag == fls.INTERMEDIATE_RESPONSE:
+                kinds.append(("info", fls.decode_all(value)[1][1]))
+            elif ctrls:
+                kinds.append(("state", len(sync_state(ctrls)[1])))
+            else:
+                kinds.append(("bare", tag))
+        finally:
+            c.close()
+    assert kinds == [("state", 15), ("info", bytes.fromhex("a30531030401")),
+                     ("bare", fls.SEARCH_RESULT_ENTRY), ("state", 15)]

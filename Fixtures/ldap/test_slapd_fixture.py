@@ -219,3 +219,40 @@ def test_gen_users_flags():
     again = run("python3", GEN, "--count", 12, "--locked-every", 4, "--left-every", 6,
                 "--temp-locked-every", 3).stdout
     assert again == out
+
+
+def test_syncprov_unlimited_and_restart(tmp_path):
+    d = tmp_path / "fx"
+    p = run(FIXTURE, "start", "--dir", d, "--users", 60, "--size-limit", "unlimited", "--syncprov")
+    env = parse_env(p.stdout)
+    try:
+        # No size limit: a plain search reads all 60 users; syncprov answers a refreshOnly sync.
+        # (critical: a slapd without syncprov answers 12, see the next test).
+        p = search(env, "-E", "!sync=ro", "(objectClass=inetOrgPerson)", "1.1")
+        assert p.returncode == 0, p.stderr
+        assert len(dns(p.stdout)) == 60
+        run("ldapdelete", "-x", "-H", env["LDAP_URL"], "-D", "cn=admin,dc=example,dc=org",
+            "-w", "admin-secret", "uid=user000001,ou=people,dc=example,dc=org")
+        # restart: same port and data, a new process; the old log moves aside.
+        p = run(FIXTURE, "restart", "--dir", d)
+        again = parse_env(p.stdout)
+        assert again["LDAP_PORT"] == env["LDAP_PORT"]
+        assert again["LDAP_PID"] != env["LDAP_PID"] and process_gone(int(env["LDAP_PID"]))
+        assert (d / "slapd.log.1").exists()
+        p = search(again, "(objectClass=inetOrgPerson)", "1.1")
+        assert p.returncode == 0, p.stderr
+        assert len(dns(p.stdout)) == 59
+        # restart of a stopped fixture starts it.
+        run(FIXTURE, "stop", "--dir", d)
+        p = run(FIXTURE, "restart", "--dir", d)
+        assert parse_env(p.stdout)["LDAP_PORT"] == env["LDAP_PORT"]
+    finally:
+        run(FIXTURE, "stop", "--dir", d)
+    (tmp_path / "nothing").mkdir()
+    p = run(FIXTURE, "restart", "--dir", tmp_path / "nothing", check=False)
+    assert p.returncode != 0 and "use start" in p.stderr
+
+
+def test_without_syncprov_the_sync_control_is_refused(ldap):
+    p = search(ldap, "-E", "!sync=ro", "(uid=alice)", "1.1")
+    assert p.returncode == 12, p.stderr  # unavailableCriticalExtension

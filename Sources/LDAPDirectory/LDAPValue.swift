@@ -7,7 +7,11 @@ enum LDAPValue {
     static func guidString(_ b: [UInt8]) -> String? {
         guard b.count == 16 else { return nil }
         let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15]
-        let hex = Array(Hex.encode(order.map { b[$0] }))
+        return hyphenated(Hex.encode(order.map { b[$0] }))
+    }
+
+    /// 32 hex digits grouped 8-4-4-4-12.
+    static func hyphenated(_ hex: String) -> String {
         var out = ""
         for (i, digit) in hex.enumerated() {
             if i == 8 || i == 12 || i == 16 || i == 20 { out.append("-") }
@@ -43,5 +47,64 @@ extension LDAPValue {
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension LDAPValue {
+    /// An RFC 4517 GeneralizedTime (`20261207044434Z`, `20261207044434.5Z`, `202612070444+0100`)
+    /// as unix seconds; nil when malformed or outside years 1–9999. Total.
+    static func generalizedTime(_ b: [UInt8]) -> Int64? {
+        guard b.count <= 64 else { return nil }
+        func number(_ at: Int, _ count: Int) -> Int64? {
+            guard at + count <= b.count else { return nil }
+            var value: Int64 = 0
+            for byte in b[at..<at + count] {
+                guard byte >= 48, byte <= 57 else { return nil }
+                value = value * 10 + Int64(byte - 48)
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(4, 2), let day = number(6, 2), let hour = number(8, 2),
+            year >= 1, (1...12).contains(month), (1...31).contains(day), hour < 24
+        else { return nil }
+        var i = 10
+        var minute: Int64 = 0
+        var second: Int64 = 0
+        if let m = number(i, 2) {
+            guard m < 60 else { return nil }
+            minute = m
+            i += 2
+            if let s = number(i, 2) {
+                guard s < 61 else { return nil }
+                second = s
+                i += 2
+            }
+        }
+        if i < b.count, b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: ",") {
+            i += 1
+            let start = i
+            while i < b.count, b[i] >= 48, b[i] <= 57 { i += 1 }
+            guard i > start else { return nil }
+        }
+        var offset: Int64 = 0
+        guard i < b.count else { return nil }  // local time without a zone: not a point in time
+        if b[i] == UInt8(ascii: "Z") {
+            i += 1
+        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            let sign: Int64 = b[i] == UInt8(ascii: "+") ? 1 : -1
+            guard let oh = number(i + 1, 2), oh < 24 else { return nil }
+            var om: Int64 = 0
+            if let m = number(i + 3, 2) {
+                guard m < 60 else { return nil }
+                om = m
+                i += 2
+            }
+            offset = (oh * 3600 + om * 60) * sign
+            i += 3
+        } else {
+            return nil
+        }
+        guard i == b.count else { return nil }
+        return TimeFormat.days(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second - offset
     }
 }

@@ -158,11 +158,22 @@ final class SlapdServer: @unchecked Sendable {
     var baseDN: String { env["LDAP_BASE_DN"]! }
     var pid: Int32 { Int32(env["LDAP_PID"]!)! }
 
+    /// slapd's log (`SLAPD_FIXTURE_DEBUG` level, `stats` unless `debugLevel` says otherwise).
+    var logPath: String { dir.path + "/slapd/slapd.log" }
+    /// The fixture's directory (slapd.conf, db, logs).
+    var fixtureDir: String { dir.path + "/slapd" }
+    private let environment: [String: String]
+
+    /// `sizeLimit: nil` is no size limit for the bind user; `syncprov` adds the RFC 4533 provider
+    /// overlay; `debugLevel` is slapd's `-d` level (`"768"`: stats and one line per entry sent).
     init(
-        users: Int = 0, demo: Bool = true, sizeLimit: Int = 50, extraLDIF: [String] = [], pagedTotalLimit: Int? = nil,
-        pageSizeLimit: Int? = nil, leftEvery: Int? = nil, tlsDir: String? = nil
+        users: Int = 0, demo: Bool = true, sizeLimit: Int? = 50, extraLDIF: [String] = [], pagedTotalLimit: Int? = nil,
+        pageSizeLimit: Int? = nil, leftEvery: Int? = nil, tlsDir: String? = nil, syncprov: Bool = false,
+        debugLevel: String? = nil
     ) throws {
-        var args = ["start", "--dir", dir.path + "/slapd", "--size-limit", String(sizeLimit)]
+        environment = debugLevel.map { ["SLAPD_FIXTURE_DEBUG": $0] } ?? [:]
+        var args = ["start", "--dir", dir.path + "/slapd", "--size-limit", sizeLimit.map(String.init) ?? "unlimited"]
+        if syncprov { args.append("--syncprov") }
         if let tlsDir { args += ["--tls-dir", tlsDir] }
         if let pagedTotalLimit { args += ["--paged-total-limit", String(pagedTotalLimit)] }
         if let pageSizeLimit { args += ["--page-size-limit", String(pageSizeLimit)] }
@@ -170,14 +181,29 @@ final class SlapdServer: @unchecked Sendable {
         if demo { args += ["--ldif", Repo.fixture("ldap/demo.ldif")] }
         for ldif in extraLDIF { args += ["--ldif", ldif] }
         if users > 0 { args += ["--users", String(users)] }
-        let result = try runProcess(Repo.fixture("ldap/slapd-fixture"), args)
+        let result = try runProcess(Repo.fixture("ldap/slapd-fixture"), args, environment: environment)
         guard result.status == 0 else {
             throw FixtureError(description: "slapd-fixture start failed: \(result.stderr)")
         }
-        for line in result.stdout.split(separator: "\n") {
+        readEnvironment(result.stdout)
+    }
+
+    private func readEnvironment(_ stdout: String) {
+        for line in stdout.split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1)
             if parts.count == 2 { env[String(parts[0])] = String(parts[1]) }
         }
+    }
+
+    /// Stops slapd if it runs and starts it again on the same database, config and port
+    /// (`slapd-fixture restart`); the old log moves to `slapd.log.1`.
+    func restart() throws {
+        let result = try runProcess(
+            Repo.fixture("ldap/slapd-fixture"), ["restart", "--dir", fixtureDir], environment: environment)
+        guard result.status == 0 else {
+            throw FixtureError(description: "slapd-fixture restart failed: \(result.stderr)")
+        }
+        readEnvironment(result.stdout)
     }
 
     func stop() {

@@ -1,0 +1,240 @@
+import SyncCore
+import SyncEngine
+
+/// The client side of RFC 4533 as a pure state machine: what the feed knows of each entry (by
+/// entryUUID), the cookie that knowledge corresponds to, and the refresh in progress. Messages in,
+/// `FeedEvent`s out; `LDAPDirectoryFeed` does the I/O and evaluates `disabled_filter` before it
+/// hands a user in. Deterministic: events come in message order, deletions concluded at the end
+/// of a present phase in key order.
+///
+/// A refresh is staged and applied only when the server says it is done, so an interrupted refresh
+/// (a dropped connection, result 4, any non-success) concludes nothing and leaves `users` and
+/// `cookie` as they were: the next search resumes from the same cookie.
+struct SyncSession: Sendable {
+    enum Phase: Sendable, Equatable {
+        case idle
+        case refreshing
+        case persisting
+    }
+
+    /// What the feed knows of each entry in scope, by entryUUID.
+    private(set) var users: [String: DirectoryUser] = [:]
+    /// The server's cookie for `users`; nil before a first refresh (or a server that gives none).
+    private(set) var cookie: [UInt8]?
+    private(set) var phase: Phase = .idle
+    /// The refresh in progress continues from `cookie`; otherwise it rebuilds `users` silently.
+    private(set) var resuming = false
+
+    private struct Change: Sendable {
+        var user: DirectoryUser?
+        var changedAt: Double?
+    }
+    private var staged: [String: Change] = [:]
+    private var stagedOrder: [String] = []
+    private var stagedCookie: [UInt8]?
+    /// The server answered an empty cookie during a resumed refresh: it did not know ours.
+    private var cookieDropped = false
+    /// Present phase: every entry the server named as still there.
+    private var present: Set<String> = []
+    /// A `.live` was delivered since the last `.refreshRequired`.
+    private var wasLive = false
+
+    /// Entries known, staged and named present: the memory this session holds.
+    var footprint: Int { users.count + staged.count + present.count }
+
+    /// A sync search starts; it resumes from `cookie` when there is one. Without one after a
+    /// `.live`, the feed cannot resume and says so.
+    mutating func begin() -> [FeedEvent] {
+        clearRefresh()
+        phase = .refreshing
+        resuming = cookie != nil
+        guard !resuming else { return [] }
+        users = [:]
+        if wasLive {
+            wasLive = false
+            return [.refreshRequired("the server gave no cookie to resume from")]
+        }
+        return []
+    }
+
+    /// The search ended before its refresh was done: nothing is concluded from it.
+    mutating func interrupted() {
+        clearRefresh()
+        phase = .idle
+    }
+
+    /// The server cannot continue from the cookie: everything is forgotten, the next search
+    /// starts fresh (the caller delivers `.refreshRequired`).
+    mutating func reset() {
+        clearRefresh()
+        users = [:]
+        cookie = nil
+        phase = .idle
+        wasLive = false
+    }
+
+    /// Test hook: the cookie the next search sends.
+    mutating func replaceCookie(_ value: [UInt8]) { cookie = value }
+
+    /// Staged entries that are active by their attributes: the ones `disabled_filter` may still
+    /// deactivate before the refresh is applied.
+    var stagedActiveKeys: [String] {
+        stagedOrder.filter { staged[$0]?.user?.state == .active }
+    }
+
+    /// Marks staged entries as matching `disabled_filter`.
+    mutating func markDisabled(_ keys: Set<String>) {
+        for key in keys where staged[key]?.user?.state == .active {
+            staged[key]?.user?.state = .deactivated
+            staged[key]?.user?.deactivationReason = "matches disabled_filter"
+        }
+    }
+
+    /// One entry and its Sync State. `user` is the entry's state for add and modify, nil for
+    /// present and delete, and nil for an add or modify whose entry has no readable id (then what
+    /// was known of it is kept; it still counts as present).
+    mutating func entry(
+        _ state: ContentSync.State, key: String, user: DirectoryUser?, changedAt: Double?, cookie: [UInt8]?
+    ) -> [FeedEvent] {
+        switch phase {
+        case .idle:
+            return []
+        case .refreshing:
+            switch state {
+            case .present:
+                present.insert(key)
+            case .add, .modify:
+                present.insert(key)
+                if let user { stage(key, Change(user: user, changedAt: changedAt)) }
+            case .delete:
+                stage(key, Change(user: nil, changedAt: changedAt))
+            }
+            store(cookie)
+            return []
+        case .persisting:
+            var events: [FeedEvent] = []
+            switch state {
+            case .present:
+                break
+            case .add, .modify:
+                if let user { events = apply(key, user, changedAt) }
+            case .delete:
+                events = apply(key, nil, changedAt)
+            }
+            store(cookie)
+            return events
+        }
+    }
+
+    /// A Sync Info message.
+    mutating func info(_ info: ContentSync.Info) -> [FeedEvent] {
+        guard phase != .idle else { return [] }
+        var events: [FeedEvent] = []
+        switch info {
+        case .newCookie:
+            break
+        case .idSet(_, let refreshDeletes, let uuids):
+            if refreshDeletes {
+                for key in uuids {
+                    if phase == .refreshing {
+                        stage(key, Change(user: nil, changedAt: nil))
+                    } else {
+                        events += apply(key, nil, nil)
+                    }
+                }
+            } else if phase == .refreshing {
+                present.formUnion(uuids)
+            }
+        case .refreshPresent:
+            if phase == .refreshing { endPresentPhase() }
+        case .refreshDelete:
+            break
+        }
+        store(info.cookie)
+        if phase == .refreshing && info.refreshDone { events += finishRefresh() }
+        return events
+    }
+
+    /// A successful SearchResultDone with its Sync Done control (nil when it had none). A refresh
+    /// it ends is applied (its deletions as `refreshDeletes` says); one without the control is
+    /// not. The search is over either way.
+    mutating func done(_ value: ContentSync.DoneValue?) -> [FeedEvent] {
+        defer { phase = .idle }
+        guard phase == .refreshing else {
+            if phase == .persisting { store(value?.cookie) }
+            return []
+        }
+        guard let value else {
+            clearRefresh()
+            return []
+        }
+        store(value.cookie)
+        if !value.refreshDeletes { endPresentPhase() }
+        return finishRefresh()
+    }
+
+    /// Applies the staged refresh: delivers its changes when resuming (silent otherwise), takes its
+    /// cookie, and goes live. A resumed refresh that the server answered with an empty cookie did
+    /// not continue from ours: then everything is forgotten and `.refreshRequired` is all it says.
+    mutating func finishRefresh() -> [FeedEvent] {
+        guard phase == .refreshing else { return [] }
+        if resuming && cookieDropped {
+            reset()
+            return [.refreshRequired("the server did not continue from the cookie (it answered an empty one)")]
+        }
+        var events: [FeedEvent] = []
+        for key in stagedOrder {
+            guard let change = staged[key] else { continue }
+            let before = users[key]
+            if let user = change.user { users[key] = user } else { users.removeValue(forKey: key) }
+            if resuming && before != change.user {
+                events.append(.changed(key: key, before: before, now: change.user, changedAt: change.changedAt))
+            }
+        }
+        if let stagedCookie { cookie = stagedCookie }
+        let resumed = resuming
+        clearRefresh()
+        phase = .persisting
+        wasLive = true
+        events.append(.live(resumed: resumed))
+        return events
+    }
+
+    private mutating func stage(_ key: String, _ change: Change) {
+        if staged.updateValue(change, forKey: key) == nil { stagedOrder.append(key) }
+    }
+
+    /// A change in the persist phase, delivered at once unless it changes nothing we model.
+    private mutating func apply(_ key: String, _ user: DirectoryUser?, _ changedAt: Double?) -> [FeedEvent] {
+        let before = users[key]
+        if let user { users[key] = user } else { users.removeValue(forKey: key) }
+        return before == user ? [] : [.changed(key: key, before: before, now: user, changedAt: changedAt)]
+    }
+
+    /// The end of a present phase: every known entry the server did not name is gone.
+    private mutating func endPresentPhase() {
+        if resuming {
+            for key in users.keys.sorted() where !present.contains(key) && staged[key] == nil {
+                stage(key, Change(user: nil, changedAt: nil))
+            }
+        }
+        present = []
+    }
+
+    private mutating func store(_ value: [UInt8]?) {
+        guard let value else { return }
+        if value.isEmpty {
+            if phase == .refreshing && resuming { cookieDropped = true }
+            return
+        }
+        if phase == .refreshing { stagedCookie = value } else { cookie = value }
+    }
+
+    private mutating func clearRefresh() {
+        staged = [:]
+        stagedOrder = []
+        stagedCookie = nil
+        cookieDropped = false
+        present = []
+    }
+}
