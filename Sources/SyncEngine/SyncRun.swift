@@ -12,6 +12,8 @@ public struct RunOptions: Sendable {
     public var detailedExitCode: Bool
     /// Consumers the journal says idp-sync disabled and has not restored, by gateway (the caller reads it).
     public var disabledByUs: [String: [String: Int64]] = [:]
+    /// One more brake after the regular ones (`watch`'s hourly rate); skipped for an accepted plan.
+    public var extraBrake: (@Sendable (SyncPlan) -> Refusal?)?
 
     public init(
         dryRun: Bool, acceptPlan: String? = nil, acceptUsers: Int? = nil, lastGoodUsers: Int? = nil,
@@ -164,7 +166,7 @@ public struct SyncRun: Sendable {
                     Refusal(cause: .planMismatch, detail: "the plan's hash is now \(plan.hash), not the accepted \(accepted)"),
                     journal: journal, logger: logger)
             }
-        } else if let refusal = SafetyChecks.checkBrakes(plan: plan, policy: planner.policy) {
+        } else if let refusal = SafetyChecks.checkBrakes(plan: plan, policy: planner.policy) ?? options.extraBrake?(plan) {
             return refuse(&report, refusal, journal: journal, logger: logger)
         }
 

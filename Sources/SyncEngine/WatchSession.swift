@@ -267,7 +267,9 @@ public final class WatchSession: Sendable {
         let (lastGood, disabled) = state.withLock { ($0.lastGoodUsers, $0.disabledByUs) }
         var options = RunOptions(dryRun: false, lastGoodUsers: lastGood)
         options.disabledByUs = disabled
-        // The hourly brake sees the full run's disables too: a resync that would exceed it is refused.
+        // The hourly brake holds for full runs too: a restart after exit 3 cannot apply unreviewed
+        // what the brake held back.
+        options.extraBrake = { [self] plan in rateRefusal(plan, at: now) }
         let report = await run.run(options)
         state.withLock { s in
             s.index = index.withLock { $0 }
@@ -394,12 +396,8 @@ public final class WatchSession: Sendable {
         }
         guard !plan.actions.isEmpty else { return nil }
 
-        // The brake as a rate: disables in the last hour, from the journal and this session.
-        let disabling = Set(plan.actions.filter(\.kind.isDisabling).map { "\($0.gateway)\u{0}\($0.consumer.id)" }).count
-        let inLastHour = state.withLock { s in s.recentDisables.filter { $0 > t - 3600 }.count }
-        if disabling > 0 && inLastHour + disabling > settings.maxDisablePerHour {
-            let detail =
-                "\(inLastHour) disables in the last hour and \(disabling) more now would exceed watch.max_disable_per_hour \(settings.maxDisablePerHour); review with `idp-sync sync --dry-run` and apply with `idp-sync sync --accept-plan`, then start the watch again"
+        if let refusal = rateRefusal(plan, at: t) {
+            let detail = refusal.detail
             logger.error("run refused", metadata: ["sync.cause": "brake-rate", "sync.detail": "\(detail)"])
             let run = state.withLock { $0.run }
             _ = try? journal.append(.runRefused(.init(run: run, cause: Refusal.Cause.brakeRate.rawValue, detail: detail, planHash: plan.hash)))
@@ -435,6 +433,18 @@ public final class WatchSession: Sendable {
             if !applied.errors.isEmpty { s.failed = true }
         }
         return nil
+    }
+
+    /// The brake as a rate: disables in the last hour (from the journal and this session) plus the
+    /// plan's would exceed `maxDisablePerHour`.
+    func rateRefusal(_ plan: SyncPlan, at t: Int64) -> Refusal? {
+        let disabling = Set(plan.actions.filter(\.kind.isDisabling).map { "\($0.gateway)\u{0}\($0.consumer.id)" }).count
+        let inLastHour = state.withLock { s in s.recentDisables.filter { $0 > t - 3600 }.count }
+        guard disabling > 0 && inLastHour + disabling > settings.maxDisablePerHour else { return nil }
+        return Refusal(
+            cause: .brakeRate,
+            detail:
+                "\(inLastHour) disables in the last hour and \(disabling) more now would exceed watch.max_disable_per_hour \(settings.maxDisablePerHour); review with `idp-sync sync --dry-run` and apply with `idp-sync sync --accept-plan`, then start the watch again")
     }
 
     /// Applied disables and restores update what the session remembers (the rate window, the
