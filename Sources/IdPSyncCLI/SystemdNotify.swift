@@ -12,7 +12,8 @@ struct SystemdNotify: Sendable {
         socketPath = path.isEmpty ? nil : path
     }
 
-    /// Sends `state` (`READY=1`, `WATCHDOG=1`, `STATUS=…`); failures are ignored, as sd_notify's are.
+    /// Sends `state` (`READY=1`, `WATCHDOG=1`, `STATUS=…`); failures are ignored, as sd_notify's are,
+    /// and it never waits: a full socket buffer drops the message instead of stalling the caller.
     func send(_ state: String) {
         guard let socketPath else { return }
         var path = Array(socketPath.utf8)
@@ -31,7 +32,7 @@ struct SystemdNotify: Sendable {
         let bytes = Array(state.utf8)
         _ = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), socketAddress, length) }
+                bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), socketAddress, length) }
             }
         }
     }

@@ -184,8 +184,13 @@ public final class WatchSession: Sendable {
 
         // 3. Changes, ticks and resyncs until stopped.
         var lastTick = clock(), lastResync = clock(), lastStatus = 0.0
+        var lastPing = ContinuousClock.now - .seconds(2)
         while !shouldStop() {
-            hooks.notify("WATCHDOG=1")
+            // The watchdog hears from the loop that consumes the feed, once a second at most.
+            if ContinuousClock.now - lastPing >= .seconds(1) {
+                lastPing = ContinuousClock.now
+                hooks.notify("WATCHDOG=1")
+            }
             let items = inbox.withLock { items in
                 defer { items.removeAll() }
                 return items

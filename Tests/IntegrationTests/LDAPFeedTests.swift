@@ -37,7 +37,7 @@ final class FeedRun: Sendable {
     var result: Result<Void, any Error>? { outcome.withLock { $0 } }
 
     /// Polls (never blocking the test's thread) until `condition` holds on the events, for at most `seconds`.
-    func wait(_ seconds: Double = 15, _ what: String = "", until condition: ([FeedEvent]) -> Bool) async throws {
+    func wait(_ seconds: Double = 60, _ what: String = "", until condition: ([FeedEvent]) -> Bool) async throws {
         let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < end {
             if condition(events) { return }

@@ -25,7 +25,7 @@ struct WatchCommandTests {
         var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         func stop() async throws -> Int32? {
             kill(pid, SIGTERM)
-            return try await exitStatus(of: pid)
+            return try await exitStatus(of: pid, tries: 3000)
         }
     }
 
