@@ -187,7 +187,7 @@ struct LDAPFeedTests {
         let run = FeedRun(feed(settings(server, timeout: 15)))
         // 400 writes while the feed reads 20,006 entries: started once the sync search is out,
         // waited for without blocking the test's thread.
-        try await run.wait(30, "the sync search", until: { _ in run.feed.statistics().searches >= 1 })
+        try await run.wait(120, "the sync search", until: { _ in run.feed.statistics().searches >= 1 })
         let dir = TempDir()
         let input = open(dir.write("changes.ldif", ldif), O_RDONLY)
         let output = open(dir.path + "/out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
@@ -447,7 +447,7 @@ struct LDAPFeedTests {
         try await run.wait(until: { $0.contains(where: isLive(false)) })
         let started = ContinuousClock.now
         await run.stop()
-        #expect(ContinuousClock.now - started < .seconds(5))  // 0.5 s slices; generous for a loaded machine
+        #expect(ContinuousClock.now - started < .seconds(20))  // 0.5 s slices; generous for a machine running every suite at once
         if case .failure(let error) = run.result { Issue.record("\(error)") }
     }
 }
