@@ -37,7 +37,6 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
     private let logger: Logger
     /// The paged source's rules for turning an entry into a user (id, username, deactivation).
     private let reader: LDAPDirectorySource
-    private let queue = DispatchQueue(label: "idp-sync.ldap-feed")
     private let session = Mutex(SyncSession())
     private let counters = Mutex(Statistics())
     /// Test hook: the cookie the next (re)connect sends instead of the real one.
@@ -81,9 +80,11 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
     public func follow(
         _ deliver: @escaping @Sendable (FeedEvent) -> Void, shouldStop: @escaping @Sendable () -> Bool
     ) async throws {
+        // A thread of its own for as long as the feed lives: a dispatch queue would hold one of the
+        // few threads libdispatch runs blocking work on, for hours, and starve everything else queued.
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            queue.async {
-                continuation.resume(with: Result { try self.run(deliver, shouldStop) })
+            DedicatedThread.start {
+                continuation.resume(with: Result { try self.followBlocking(deliver, shouldStop) })
             }
         }
     }
@@ -102,7 +103,9 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
         case disconnected(String, wasLive: Bool)
     }
 
-    private func run(_ deliver: @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
+    /// `follow` on the calling thread (tests run it on a thread of their own, so a busy
+    /// cooperative pool cannot keep the feed from starting).
+    func followBlocking(_ deliver: @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
         var settings = self.settings
         let outer = settings.shouldStop
         let stop: @Sendable () -> Bool = { shouldStop() || outer() }
@@ -537,5 +540,29 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
             return "\(connection.error(rc, "the connection of the sync search stopped answering"))"
         }
         return nil
+    }
+}
+
+/// Runs a closure on a new detached POSIX thread (no Foundation in the sources).
+enum DedicatedThread {
+    final class Work {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    static func start(_ body: @escaping () -> Void) {
+        let work = Unmanaged.passRetained(Work(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            let work = Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue()
+            work.body()
+            return nil
+        }, work)
+        if rc == 0 {
+            pthread_detach(thread)
+        } else {
+            // No thread to be had: run here rather than never.
+            Unmanaged<Work>.fromOpaque(work).takeRetainedValue().body()
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import SyncCore
 import SyncEngine
@@ -16,21 +17,22 @@ final class FeedRun: Sendable {
     private let collected = Mutex<[FeedEvent]>([])
     private let stopped = Mutex(false)
     private let outcome = Mutex<Result<Void, any Error>?>(nil)
-    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
+    /// The feed runs on a thread of its own: with every suite running at once, the two-thread
+    /// cooperative pool can be busy for a long time, and a feed started on it would not start.
     init(_ feed: LDAPDirectoryFeed) {
         self.feed = feed
-        let handle = Task { [self] in
+        let thread = Thread { [self] in
             do {
-                try await feed.follow(
+                try feed.followBlocking(
                     { event in self.collected.withLock { $0.append(event) } },
-                    shouldStop: { self.stopped.withLock { $0 } })
+                    { self.stopped.withLock { $0 } })
                 outcome.withLock { $0 = .success(()) }
             } catch {
                 outcome.withLock { $0 = .failure(error) }
             }
         }
-        task.withLock { $0 = handle }
+        thread.start()
     }
 
     var events: [FeedEvent] { collected.withLock { $0 } }
@@ -65,8 +67,7 @@ final class FeedRun: Sendable {
     /// Asks the feed to stop and waits for `follow` to return.
     func stop() async {
         stopped.withLock { $0 = true }
-        let handle = task.withLock { $0 }
-        await handle?.value
+        while result == nil { try? await Task.sleep(nanoseconds: 20_000_000) }
     }
 }
 
