@@ -11,14 +11,14 @@ import Glibc
 #endif
 
 /// A feed following in a task, its events collected under a lock.
-final class FeedRun: Sendable {
-    let feed: LDAPDirectoryFeed
+final class FeedRun<Feed: DirectoryFeed>: Sendable {
+    let feed: Feed
     private let collected = Mutex<[FeedEvent]>([])
     private let stopped = Mutex(false)
     private let outcome = Mutex<Result<Void, any Error>?>(nil)
     private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
-    init(_ feed: LDAPDirectoryFeed) {
+    init(_ feed: Feed) {
         self.feed = feed
         let handle = Task { [self] in
             do {
@@ -62,9 +62,12 @@ final class FeedRun: Sendable {
         }
     }
 
+    /// Asks the feed to stop without waiting (for a `defer`).
+    func requestStop() { stopped.withLock { $0 = true } }
+
     /// Asks the feed to stop and waits for `follow` to return.
     func stop() async {
-        stopped.withLock { $0 = true }
+        requestStop()
         let handle = task.withLock { $0 }
         await handle?.value
     }
@@ -454,7 +457,7 @@ struct LDAPFeedTests {
 
 @Suite("LDAP change feed against a fake server that misbehaves in ways slapd will not")
 struct FakeFeedTests {
-    func follow(_ mode: String) throws -> (PortFileServer, FeedRun) {
+    func follow(_ mode: String) throws -> (PortFileServer, FeedRun<LDAPDirectoryFeed>) {
         let server = try PortFileServer(script: "ldap/fake_ldap_server.py", ["--mode", mode])
         let feed = LDAPDirectoryFeed(
             settings: LDAPSettings(
