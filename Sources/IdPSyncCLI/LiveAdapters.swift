@@ -31,12 +31,13 @@ enum LiveAdapters {
         }
     }
 
-    /// The source's change feed for `watch`; nil when the source has none (SCIM).
+    /// The source's change feed for `watch`; nil when the source has none (SCIM). An LDAP source's
+    /// feed picks RFC 4533 or Active Directory's uSNChanged polling from the server's rootDSE.
     static func feed(_ config: SyncConfiguration, logger: Logger) -> (any DirectoryFeed)? {
         switch config.source {
         case .ldap(var settings):
             settings.shouldStop = { StopSignal.requested }
-            return LDAPDirectoryFeed(settings: settings, logger: logger)
+            return LDAPFeedSelector(settings: settings, pollSeconds: Int(config.watch.pollSeconds), logger: logger)
         case .scim:
             return nil
         }

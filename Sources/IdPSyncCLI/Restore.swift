@@ -33,6 +33,9 @@ struct Restore: AsyncParsableCommand {
 
     func run() async throws {
         signal(SIGXFSZ, SIG_IGN)
+        // libldap writes without MSG_NOSIGNAL: a connection the server reset must fail the read, not
+        // kill the run between an intent and its outcome.
+        signal(SIGPIPE, SIG_IGN)
         try await run(context: .live(logOptions))
     }
 

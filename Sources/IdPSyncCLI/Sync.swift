@@ -40,6 +40,9 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         // A full disk or a file-size limit must fail the journal write (EFBIG), not kill the process.
         signal(SIGXFSZ, SIG_IGN)
+        // libldap writes without MSG_NOSIGNAL: a connection the server reset must fail the read, not
+        // kill the run between an intent and its outcome.
+        signal(SIGPIPE, SIG_IGN)
         StopSignal.install()
         try await run(context: .live(logOptions))
     }

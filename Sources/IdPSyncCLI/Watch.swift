@@ -30,6 +30,9 @@ struct Watch: AsyncParsableCommand {
 
     func run() async throws {
         signal(SIGXFSZ, SIG_IGN)
+        // libldap writes without MSG_NOSIGNAL: a connection the server reset must fail the read, not
+        // kill the run between an intent and its outcome.
+        signal(SIGPIPE, SIG_IGN)
         StopSignal.install()
         let startedAt = Environment.now()
         let logger = logOptions.logger()

@@ -14,6 +14,10 @@ final class Connection {
     /// libldap's result code when `establish()` failed (LDAP_INVALID_CREDENTIALS, LDAP_SERVER_DOWN,
     /// LDAP_USER_CANCELLED, ...), so callers that retry can tell a bad bind from a dropped network.
     private(set) var failure: Int32 = LDAP_SUCCESS
+    /// The non-success result code that ended the last search (`pagedSearch`, `readEntry`), or
+    /// success; so callers that retry can tell a rejected filter or a missing base from a dropped
+    /// connection.
+    private(set) var searchFailure: Int32 = LDAP_SUCCESS
 
     /// The system CA bundle used for ldaps/StartTLS when the config has no `ca_file`.
     static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
@@ -164,6 +168,62 @@ final class Connection {
         return probe
     }
 
+    /// One entry's attributes (names lowercased) by a base search of `dn` ("" is the rootDSE),
+    /// waiting in half-second slices so a stop ends it within half a second; `timeout` bounds the
+    /// wait. Throws unless the entry arrived and the search ended with success (the result code
+    /// is then in `searchFailure`).
+    func readEntry(_ dn: String, attributes: [String]) throws -> [String: [[UInt8]]] {
+        guard let ld else { throw SourceError("LDAP \(settings.url): not connected") }
+        searchFailure = LDAP_SUCCESS
+        let what = dn.isEmpty ? "the rootDSE" : dn
+        var cAttributes: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0) } + [nil]
+        defer { for p in cAttributes { free(p) } }
+        var limit = timeval(tv_sec: settings.timeoutSeconds, tv_usec: 0)
+        var msgid: Int32 = 0
+        var rc = ldap_search_ext(
+            ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", &cAttributes, 0, nil, nil, &limit, 1, &msgid)
+        guard rc == LDAP_SUCCESS else { throw error(rc, "reading \(what) failed") }
+        let started = ContinuousClock.now
+        var values: [String: [[UInt8]]]? = nil
+        while true {
+            var message: OpaquePointer? = nil
+            var wait = timeval(tv_sec: 0, tv_usec: 500_000)
+            let type = ldap_result(ld, msgid, LDAP_MSG_ONE, &wait, &message)
+            if type == 0 {
+                if settings.shouldStop() {
+                    ldap_abandon_ext(ld, msgid, nil, nil)
+                    throw SourceError("LDAP \(settings.url): stopped by a signal while reading \(what)")
+                }
+                if ContinuousClock.now - started > .seconds(settings.timeoutSeconds) {
+                    ldap_abandon_ext(ld, msgid, nil, nil)
+                    throw SourceError("LDAP \(settings.url): no answer within \(settings.timeoutSeconds)s reading \(what)")
+                }
+                continue
+            }
+            guard type > 0, let message else {
+                throw error(idpsync_ldap_result_code(ld), "reading \(what) failed")
+            }
+            defer { ldap_msgfree(message) }
+            switch UInt(type) {
+            case UInt(LDAP_RES_SEARCH_ENTRY):
+                values = entryValues(message, attributes: attributes).values
+            case UInt(LDAP_RES_SEARCH_RESULT):
+                var code: Int32 = 0
+                rc = ldap_parse_result(ld, message, &code, nil, nil, nil, nil, 0)
+                guard rc == LDAP_SUCCESS else { throw error(rc, "cannot parse the result of reading \(what)") }
+                guard code == LDAP_SUCCESS else {
+                    searchFailure = code
+                    throw SourceError(
+                        "LDAP \(settings.url): reading \(what) ended with result \(code) (\(String(cString: ldap_err2string(code))))")
+                }
+                guard let values else { throw SourceError("LDAP \(settings.url): reading \(what) returned no entry") }
+                return values
+            default:
+                continue
+            }
+        }
+    }
+
     func error(_ rc: Int32, _ what: String) -> SourceError {
         var text = "LDAP \(settings.url): \(what): \(String(cString: ldap_err2string(rc))) (\(rc))"
         if let ld, let diagnostic = idpsync_ldap_diagnostic(ld) {
@@ -174,13 +234,17 @@ final class Connection {
         return SourceError(text)
     }
 
-    /// Runs a paged subtree search and hands each entry's DN and values (attribute names lowercased).
+    /// Runs a paged search (default: the subtree of `base_dn`) and hands each entry's DN and values
+    /// (attribute names lowercased); `controls` go with every page besides the paging control.
     /// Throws unless the whole result set arrived.
     func pagedSearch(
-        filter: String, attributes: [String], pageDone: ((Int) -> Void)? = nil,
+        base: String? = nil, scope: Int32 = LDAP_SCOPE_SUBTREE, filter: String, attributes: [String],
+        controls: [UnsafeMutablePointer<LDAPControl>] = [], pageDone: ((Int) -> Void)? = nil,
         entry: (String, [String: [[UInt8]]]) throws -> Void
     ) throws {
         guard let ld else { throw SourceError("LDAP \(settings.url): not connected") }
+        let baseDN = base ?? settings.baseDN
+        searchFailure = LDAP_SUCCESS
         var cookie = berval(bv_len: 0, bv_val: nil)
         var cookieOwned = false
         defer { if cookieOwned { ber_memfree(cookie.bv_val) } }
@@ -196,13 +260,13 @@ final class Connection {
             var rc = ldap_create_page_control(ld, ber_int_t(settings.pageSize), &cookie, 1, &control)
             guard rc == LDAP_SUCCESS else { throw error(rc, "cannot create the paged results control") }
             defer { ldap_control_free(control) }
-            var serverControls: [UnsafeMutablePointer<LDAPControl>?] = [control, nil]
+            var serverControls: [UnsafeMutablePointer<LDAPControl>?] = [control] + controls + [nil]
             var timeout = timeval(tv_sec: settings.timeoutSeconds, tv_usec: 0)
             var msgid: Int32 = 0
             rc = ldap_search_ext(
-                ld, settings.baseDN, LDAP_SCOPE_SUBTREE, filter, &cAttributes, 0, &serverControls, nil, &timeout, 0,
+                ld, baseDN, scope, filter, &cAttributes, 0, &serverControls, nil, &timeout, 0,
                 &msgid)
-            guard rc == LDAP_SUCCESS else { throw error(rc, "search of \(settings.baseDN) failed") }
+            guard rc == LDAP_SUCCESS else { throw error(rc, "search of \(baseDN) failed") }
 
             var finished = false
             var entriesOnPage = 0
@@ -220,16 +284,16 @@ final class Connection {
                     }
                     if ContinuousClock.now > deadline {
                         ldap_abandon_ext(ld, msgid, nil, nil)
-                        throw deadlineError(page: page, entries: entries)
+                        throw deadlineError(page: page, entries: entries, base: baseDN)
                     }
                     if ContinuousClock.now - lastAnswer < .seconds(settings.timeoutSeconds) { continue }
                     ldap_abandon_ext(ld, msgid, nil, nil)
                     throw SourceError(
-                        "LDAP \(settings.url): no answer within \(settings.timeoutSeconds)s on page \(page) of \(settings.baseDN); the directory is not trustworthy this run")
+                        "LDAP \(settings.url): no answer within \(settings.timeoutSeconds)s on page \(page) of \(baseDN); the directory is not trustworthy this run")
                 }
                 lastAnswer = ContinuousClock.now
                 guard type > 0, let message else {
-                    throw error(idpsync_ldap_result_code(ld), "search of \(settings.baseDN) failed on page \(page)")
+                    throw error(idpsync_ldap_result_code(ld), "search of \(baseDN) failed on page \(page)")
                 }
                 defer { ldap_msgfree(message) }
                 switch UInt(type) {
@@ -238,15 +302,16 @@ final class Connection {
                     entries += 1
                     if entries > Self.maxEntries {
                         throw SourceError(
-                            "LDAP \(settings.url): more than \(Self.maxEntries) entries under \(settings.baseDN); refusing to read on")
+                            "LDAP \(settings.url): more than \(Self.maxEntries) entries under \(baseDN); refusing to read on")
                     }
                     let (dn, values) = entryValues(message, attributes: attributes)
                     try entry(dn, values)
                 case UInt(LDAP_RES_SEARCH_REFERENCE):
+                    searchFailure = LDAP_REFERRAL
                     throw SourceError(
-                        "LDAP \(settings.url): a continuation reference arrived on page \(page) (part of \(settings.baseDN) lives on another server); use a base_dn the server holds entirely")
+                        "LDAP \(settings.url): a continuation reference arrived on page \(page) (part of \(baseDN) lives on another server); use a base_dn the server holds entirely")
                 case UInt(LDAP_RES_SEARCH_RESULT):
-                    try finishPage(ld, message, page: page, cookie: &cookie, cookieOwned: &cookieOwned)
+                    try finishPage(ld, message, page: page, base: baseDN, cookie: &cookie, cookieOwned: &cookieOwned)
                     finished = true
                 default:
                     throw SourceError("LDAP \(settings.url): unexpected message type \(type) during the search")
@@ -268,7 +333,7 @@ final class Connection {
                     throw SourceError(
                         "LDAP \(settings.url): \(page) pages for \(entries) entries and the paging cookie never empties; the directory is not trustworthy this run")
                 }
-                if ContinuousClock.now > deadline { throw deadlineError(page: page, entries: entries) }
+                if ContinuousClock.now > deadline { throw deadlineError(page: page, entries: entries, base: baseDN) }
                 if settings.shouldStop() { throw SourceError("LDAP \(settings.url): stopped by a signal during the read") }
             }
         } while cookie.bv_len > 0
@@ -279,9 +344,9 @@ final class Connection {
     /// The most entries one read accepts (memory bound; far above any real directory).
     static let maxEntries = 20_000_000
 
-    func deadlineError(page: Int, entries: Int) -> SourceError {
+    func deadlineError(page: Int, entries: Int, base: String? = nil) -> SourceError {
         SourceError(
-            "LDAP \(settings.url): the read of \(settings.baseDN) did not finish within read_deadline \(TimeFormat.duration(Int64(settings.readDeadlineSeconds))) (\(page) pages, \(entries) entries); the directory is not trustworthy this run")
+            "LDAP \(settings.url): the read of \(base ?? settings.baseDN) did not finish within read_deadline \(TimeFormat.duration(Int64(settings.readDeadlineSeconds))) (\(page) pages, \(entries) entries); the directory is not trustworthy this run")
     }
 
     /// One entry's DN (bounded for messages) and the values of `attributes` (names lowercased).
@@ -313,7 +378,8 @@ final class Connection {
     }
 
     private func finishPage(
-        _ ld: OpaquePointer, _ message: OpaquePointer, page: Int, cookie: inout berval, cookieOwned: inout Bool
+        _ ld: OpaquePointer, _ message: OpaquePointer, page: Int, base: String, cookie: inout berval,
+        cookieOwned: inout Bool
     ) throws {
         var code: Int32 = 0
         var matched: UnsafeMutablePointer<CChar>? = nil
@@ -330,7 +396,8 @@ final class Connection {
         guard rc == LDAP_SUCCESS else { throw error(rc, "cannot parse the result of page \(page)") }
         let serverText = TextEscape.bounded(text.map { String(cString: $0) } ?? "")
         guard code == LDAP_SUCCESS else {
-            var detail = "page \(page) of \(settings.baseDN) ended with result \(code) (\(String(cString: ldap_err2string(code))))"
+            searchFailure = code
+            var detail = "page \(page) of \(base) ended with result \(code) (\(String(cString: ldap_err2string(code))))"
             if !serverText.isEmpty { detail += ": \(serverText)" }
             if code == LDAP_REFERRAL { detail += "; referrals are not followed" }
             throw SourceError("LDAP \(settings.url): \(detail); the directory is not trustworthy this run")

@@ -84,7 +84,7 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
         // few threads libdispatch runs blocking work on, for hours, and starve everything else queued.
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
             DedicatedThread.start {
-                continuation.resume(with: Result { try self.followBlocking(deliver, shouldStop) })
+                continuation.resume(with: Result { try withSIGPIPEBlocked { try self.followBlocking(deliver, shouldStop) } })
             }
         }
     }
@@ -124,14 +124,14 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
                 logger.warning("ldap feed disconnected", metadata: ["ldap.reason": .string(reason)])
                 deliver(.disconnected(reason))
                 if wasLive { backoff = Self.initialBackoff }
-                if !pause(backoff, stop) { return }
+                if !Self.pause(backoff, stop) { return }
                 backoff = min(backoff * 2, Self.maxBackoff)
             }
         }
     }
 
-    /// Sleeps in 0.1 s slices; false when asked to stop.
-    private func pause(_ seconds: Double, _ stop: () -> Bool) -> Bool {
+    /// Sleeps in 0.1 s slices (blocking the calling thread: the feed's own); false when asked to stop.
+    static func pause(_ seconds: Double, _ stop: () -> Bool) -> Bool {
         let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < end {
             if stop() { return false }

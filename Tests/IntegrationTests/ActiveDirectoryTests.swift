@@ -52,7 +52,7 @@ struct ActiveDirectoryTests {
     }
 
     @Test func objectGUIDsAMAccountNameAccountDisableAndPagingPastMaxPageSize() async throws {
-        let ad = try SambaAD(users: 1200, disabledEvery: 10)
+        let ad = try await SambaAD.start(users: 1200, disabledEvery: 10)
         // Binds as user@realm and as a DN; pages of 500 and of 2000 (AD caps pages at MaxPageSize 1000).
         let byUPN = try await ad.source(bind: ad.env["AD_BIND_UPN"]!).snapshot()
         #expect(byUPN.users.count == 1200)

@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import SyncCore
 import SyncEngine
@@ -12,27 +11,26 @@ import Glibc
 #endif
 
 /// A feed following in a task, its events collected under a lock.
-final class FeedRun: Sendable {
-    let feed: LDAPDirectoryFeed
+final class FeedRun<Feed: DirectoryFeed>: Sendable {
+    let feed: Feed
     private let collected = Mutex<[FeedEvent]>([])
     private let stopped = Mutex(false)
     private let outcome = Mutex<Result<Void, any Error>?>(nil)
+    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
-    /// The feed runs on a thread of its own: with every suite running at once, the two-thread
-    /// cooperative pool can be busy for a long time, and a feed started on it would not start.
-    init(_ feed: LDAPDirectoryFeed) {
+    init(_ feed: Feed) {
         self.feed = feed
-        let thread = Thread { [self] in
+        let handle = Task { [self] in
             do {
-                try feed.followBlocking(
+                try await feed.follow(
                     { event in self.collected.withLock { $0.append(event) } },
-                    { self.stopped.withLock { $0 } })
+                    shouldStop: { self.stopped.withLock { $0 } })
                 outcome.withLock { $0 = .success(()) }
             } catch {
                 outcome.withLock { $0 = .failure(error) }
             }
         }
-        thread.start()
+        task.withLock { $0 = handle }
     }
 
     var events: [FeedEvent] { collected.withLock { $0 } }
@@ -64,10 +62,14 @@ final class FeedRun: Sendable {
         }
     }
 
+    /// Asks the feed to stop without waiting (for a `defer`).
+    func requestStop() { stopped.withLock { $0 = true } }
+
     /// Asks the feed to stop and waits for `follow` to return.
     func stop() async {
-        stopped.withLock { $0 = true }
-        while result == nil { try? await Task.sleep(nanoseconds: 20_000_000) }
+        requestStop()
+        let handle = task.withLock { $0 }
+        await handle?.value
     }
 }
 
@@ -455,7 +457,7 @@ struct LDAPFeedTests {
 
 @Suite("LDAP change feed against a fake server that misbehaves in ways slapd will not")
 struct FakeFeedTests {
-    func follow(_ mode: String) throws -> (PortFileServer, FeedRun) {
+    func follow(_ mode: String) throws -> (PortFileServer, FeedRun<LDAPDirectoryFeed>) {
         let server = try PortFileServer(script: "ldap/fake_ldap_server.py", ["--mode", mode])
         let feed = LDAPDirectoryFeed(
             settings: LDAPSettings(
