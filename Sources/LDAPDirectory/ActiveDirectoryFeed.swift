@@ -109,6 +109,11 @@ public final class ActiveDirectoryFeed: DirectoryFeed, Sendable {
 
     private struct Stopped: Error {}
 
+    /// `follow` on the calling thread (the selector runs it on the thread it probed from).
+    func followBlocking(_ deliver: @escaping @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
+        try run(deliver, shouldStop)
+    }
+
     private func run(_ deliver: @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
         var settings = self.settings
         let outer = settings.shouldStop

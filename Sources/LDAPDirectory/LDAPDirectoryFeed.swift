@@ -105,7 +105,7 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
 
     /// `follow` on the calling thread (tests run it on a thread of their own, so a busy
     /// cooperative pool cannot keep the feed from starting).
-    func followBlocking(_ deliver: @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
+    func followBlocking(_ deliver: @escaping @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
         var settings = self.settings
         let outer = settings.shouldStop
         let stop: @Sendable () -> Bool = { shouldStop() || outer() }
@@ -542,6 +542,15 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
         return nil
     }
 }
+
+/// A feed that can follow on the calling thread: each `follow` is this on a `DedicatedThread`.
+protocol BlockingFollow {
+    func followBlocking(_ deliver: @escaping @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws
+}
+
+extension LDAPDirectoryFeed: BlockingFollow {}
+extension ActiveDirectoryFeed: BlockingFollow {}
+extension LDAPFeedSelector: BlockingFollow {}
 
 /// Runs a closure on a new detached POSIX thread (no Foundation in the sources).
 enum DedicatedThread {

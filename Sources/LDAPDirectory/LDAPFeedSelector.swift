@@ -4,6 +4,10 @@ import Logging
 import SyncEngine
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The change feed of an LDAP source, whatever the server: on the first `follow` it reads the
 /// rootDSE once and delegates to `ActiveDirectoryFeed` when `supportedCapabilities` names Active
 /// Directory (1.2.840.113556.1.4.800; Samba's AD DC too), to `LDAPDirectoryFeed` (RFC 4533)
@@ -18,7 +22,6 @@ public final class LDAPFeedSelector: DirectoryFeed, Sendable {
     public let settings: LDAPSettings
     public let pollSeconds: Int
     private let logger: Logger
-    private let queue = DispatchQueue(label: "idp-sync.ldap-feed-probe")
     private let chosen = Mutex<(any DirectoryFeed)?>(nil)
     private let chosenKind = Mutex<Kind?>(nil)
 
@@ -33,14 +36,26 @@ public final class LDAPFeedSelector: DirectoryFeed, Sendable {
     /// The kind of server found, once a `follow` has probed it.
     public var kind: Kind? { chosenKind.withLock { $0 } }
 
+    /// Probes, then follows with the chosen feed, all on one thread of its own: no hop back to the
+    /// cooperative pool between the probe and the feed (a busy pool must not delay the watch's start).
     public func follow(
         _ deliver: @escaping @Sendable (FeedEvent) -> Void, shouldStop: @escaping @Sendable () -> Bool
     ) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            DedicatedThread.start {
+                continuation.resume(with: Result { try withSIGPIPEBlocked { try self.followBlocking(deliver, shouldStop) } })
+            }
+        }
+    }
+
+    func followBlocking(_ deliver: @escaping @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
         let stop: @Sendable () -> Bool = { [settings] in shouldStop() || settings.shouldStop() }
         var backoff = LDAPDirectoryFeed.initialBackoff
         while chosen.withLock({ $0 }) == nil {
             if stop() { return }
-            switch try await probe(stop) {
+            var probing = settings
+            probing.shouldStop = stop
+            switch try Self.probeNow(probing) {
             case .success(let kind):
                 let feed: any DirectoryFeed =
                     kind == .activeDirectory
@@ -60,28 +75,16 @@ public final class LDAPFeedSelector: DirectoryFeed, Sendable {
                 let end = ContinuousClock.now + .milliseconds(Int(backoff * 1000))
                 while ContinuousClock.now < end {
                     if stop() { return }
-                    try? await Task.sleep(for: .milliseconds(100))
+                    usleep(100_000)
                 }
                 backoff = min(backoff * 2, LDAPDirectoryFeed.maxBackoff)
             }
         }
-        guard let feed = chosen.withLock({ $0 }) else { return }
-        try await feed.follow(deliver, shouldStop: shouldStop)
+        guard let feed = chosen.withLock({ $0 }) as? BlockingFollow else { return }
+        try feed.followBlocking(deliver, shouldStop)
     }
 
-    /// One rootDSE read on the probe's own queue: the server's kind, a problem worth retrying, or
-    /// a thrown error for a bad bind.
-    private func probe(_ stop: @escaping @Sendable () -> Bool) async throws -> Result<Kind, SourceError> {
-        var settings = self.settings
-        settings.shouldStop = stop
-        let probing = settings
-        return try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(with: Result { try withSIGPIPEBlocked { try Self.probeNow(probing) } })
-            }
-        }
-    }
-
+    /// One rootDSE read: the server's kind, a problem worth retrying, or a thrown error for a bad bind.
     private static func probeNow(_ settings: LDAPSettings) throws -> Result<Kind, SourceError> {
         let connection = try Connection(unbound: settings)
         defer { connection.close() }

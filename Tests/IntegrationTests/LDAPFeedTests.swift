@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import SyncCore
 import SyncEngine
@@ -11,26 +12,29 @@ import Glibc
 #endif
 
 /// A feed following in a task, its events collected under a lock.
-final class FeedRun<Feed: DirectoryFeed>: Sendable {
+final class FeedRun<Feed: DirectoryFeed & BlockingFollow>: Sendable {
     let feed: Feed
     private let collected = Mutex<[FeedEvent]>([])
     private let stopped = Mutex(false)
     private let outcome = Mutex<Result<Void, any Error>?>(nil)
-    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
+    /// The feed follows on a thread of its own, as `follow` does in the product: with every suite
+    /// running at once, tests that wait on processes keep the two-thread cooperative pool busy, and
+    /// a feed started from it would start late.
     init(_ feed: Feed) {
         self.feed = feed
-        let handle = Task { [self] in
+        let thread = Thread { [self] in
             do {
-                try await feed.follow(
-                    { event in self.collected.withLock { $0.append(event) } },
-                    shouldStop: { self.stopped.withLock { $0 } })
+                try withSIGPIPEBlocked {
+                    try feed.followBlocking(
+                        { event in self.collected.withLock { $0.append(event) } }, { self.stopped.withLock { $0 } })
+                }
                 outcome.withLock { $0 = .success(()) }
             } catch {
                 outcome.withLock { $0 = .failure(error) }
             }
         }
-        task.withLock { $0 = handle }
+        thread.start()
     }
 
     var events: [FeedEvent] { collected.withLock { $0 } }
@@ -68,8 +72,7 @@ final class FeedRun<Feed: DirectoryFeed>: Sendable {
     /// Asks the feed to stop and waits for `follow` to return.
     func stop() async {
         requestStop()
-        let handle = task.withLock { $0 }
-        await handle?.value
+        while result == nil { try? await Task.sleep(nanoseconds: 20_000_000) }
     }
 }
 
