@@ -395,4 +395,20 @@ struct PlannerCredentialTests {
         let expected: [Int64] = waits ? [now - age + 86_400] : []
         #expect(plan.waiting.map { $0.disableAt } == expected)
     }
+
+    /// Our marks and block both stripped while the user is still gone: with the journal's word
+    /// that we disabled it, disabled again at once; without it, flagged with a fresh clock.
+    @Test(arguments: [(true, OnMissing.disable, [ActionKind.flag, .disable]), (false, .disable, [.flag]), (true, .flag, [.flag])])
+    func aStrippedConsumerIsDisabledAgainWhenTheJournalSaysWeDid(_ journaled: Bool, _ onMissing: OnMissing, _ expected: [ActionKind]) {
+        let c = PlannerCase(name: "stripped", user: .absent, expected: [], situation: .missing)
+        var (directory, gateway) = PlannerTests().build(c)
+        if journaled { gateway.disabledEarlier = [ConsumerID("c-1"): now - 7200] }
+        let plan = Planner(policy: Policy(gracePeriod: 86_400, onMissing: onMissing), gateways: []).plan(
+            directory: directory, snapshots: [gateway], now: now)
+        #expect(plan.actions.map(\.kind) == expected)
+        if journaled && onMissing != .flag {
+            #expect(plan.actions.last?.reason.contains("the journal shows idp-sync disabled it") == true)
+            #expect(plan.actions.first?.tagsAfter?.contains(since(now - 7200)) == true, "the clock is the disable's")
+        }
+    }
 }
