@@ -84,6 +84,29 @@ struct WatchCommandTests {
         #expect(records(s).last?["event"] == "run-finished")
     }
 
+    /// The textfile carries the watch's own metrics beside the last full run's.
+    @Test func theTextfileCarriesTheWatchMetrics() async throws {
+        let metricsDir = TempDir()
+        let path = metricsDir.path + "/idp-sync.prom"
+        let s = try Self.syncprovScenario(extraConfig: "metrics:\n  textfile_path: \(path)\n")
+        try await s.seedDemo()
+        let w = try Watcher(s)
+        try await watching(s, w)
+        try deactivate(s, "alice")
+        try await until("alice blocked", w) { try await blocked(s, "alice") }
+        func sample(_ name: String) -> Double? {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        try await until("the events counter", w) { (sample("idp_sync_watch_events_total") ?? 0) >= 1 }
+        #expect(sample("idp_sync_watch_connected") == 1)
+        #expect((sample("idp_sync_watch_lag_seconds") ?? -1) >= 0)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.contains(#"idp_sync_actions_total{action="disable",gateway="demo",outcome="applied"} 3"#), "\(text)")
+        #expect(try runProcess("/usr/bin/promtool", ["check", "metrics"], stdin: text).status == 0)
+        #expect(try await w.stop() == 0)
+    }
+
     /// slapd restarts mid-session: the feed reconnects and resumes; no change is lost and nothing
     /// is flagged that was not removed.
     @Test func slapdRestartedMidSessionLosesNothing() async throws {
