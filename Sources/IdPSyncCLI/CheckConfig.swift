@@ -113,8 +113,10 @@ struct CheckConfig: AsyncParsableCommand {
                     ReadinessCheck(
                         "journal", .failed,
                         "\(path) does not verify, so a run would refuse: \(problem); see `\(ShellWords.command(["journal", "verify", "--journal", path]))`"))
+            } else if scan.records == 0 {
+                checks.append(ReadinessCheck("journal", .ok, "\(path) has no records yet (the first run starts it)"))
             } else {
-                checks.append(ReadinessCheck("journal", .ok, "\(path) chains"))
+                checks.append(ReadinessCheck("journal", .ok, "\(path) chains (\(scan.records) records)"))
             }
         } catch {
             checks.append(ReadinessCheck("journal", .failed, "\(error)"))
