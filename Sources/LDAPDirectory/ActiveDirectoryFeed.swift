@@ -79,12 +79,7 @@ public final class ActiveDirectoryFeed: DirectoryFeed, Sendable {
     public func follow(
         _ deliver: @escaping @Sendable (FeedEvent) -> Void, shouldStop: @escaping @Sendable () -> Bool
     ) async throws {
-        // A thread of its own, as LDAPDirectoryFeed's: the polling loop lives as long as the watch.
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            DedicatedThread.start {
-                continuation.resume(with: Result { try withSIGPIPEBlocked { try self.run(deliver, shouldStop) } })
-            }
-        }
+        try await followOnOwnThread(deliver, shouldStop)
     }
 
     /// Test hook: what the feed knows now, by objectGUID.
@@ -111,10 +106,6 @@ public final class ActiveDirectoryFeed: DirectoryFeed, Sendable {
 
     /// `follow` on the calling thread (the selector runs it on the thread it probed from).
     func followBlocking(_ deliver: @escaping @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
-        try run(deliver, shouldStop)
-    }
-
-    private func run(_ deliver: @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
         var settings = self.settings
         let outer = settings.shouldStop
         let stop: @Sendable () -> Bool = { shouldStop() || outer() }

@@ -80,13 +80,7 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
     public func follow(
         _ deliver: @escaping @Sendable (FeedEvent) -> Void, shouldStop: @escaping @Sendable () -> Bool
     ) async throws {
-        // A thread of its own for as long as the feed lives: a dispatch queue would hold one of the
-        // few threads libdispatch runs blocking work on, for hours, and starve everything else queued.
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            DedicatedThread.start {
-                continuation.resume(with: Result { try withSIGPIPEBlocked { try self.followBlocking(deliver, shouldStop) } })
-            }
-        }
+        try await followOnOwnThread(deliver, shouldStop)
     }
 
     /// Test hook: what the feed knows now, by entryUUID.
@@ -546,6 +540,22 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
 /// A feed that can follow on the calling thread: each `follow` is this on a `DedicatedThread`.
 protocol BlockingFollow {
     func followBlocking(_ deliver: @escaping @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws
+}
+
+extension BlockingFollow {
+    /// `follow` for every LDAP feed: `followBlocking` on a thread of its own for as long as the feed
+    /// lives (a dispatch queue would hold one of the few threads libdispatch runs blocking work on,
+    /// for hours, and starve everything else queued), with SIGPIPE blocked there (libldap writes
+    /// without MSG_NOSIGNAL).
+    func followOnOwnThread(
+        _ deliver: @escaping @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool
+    ) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            DedicatedThread.start {
+                continuation.resume(with: Result { try withSIGPIPEBlocked { try self.followBlocking(deliver, shouldStop) } })
+            }
+        }
+    }
 }
 
 extension LDAPDirectoryFeed: BlockingFollow {}

@@ -41,11 +41,7 @@ public final class LDAPFeedSelector: DirectoryFeed, Sendable {
     public func follow(
         _ deliver: @escaping @Sendable (FeedEvent) -> Void, shouldStop: @escaping @Sendable () -> Bool
     ) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            DedicatedThread.start {
-                continuation.resume(with: Result { try withSIGPIPEBlocked { try self.followBlocking(deliver, shouldStop) } })
-            }
-        }
+        try await followOnOwnThread(deliver, shouldStop)
     }
 
     func followBlocking(_ deliver: @escaping @Sendable (FeedEvent) -> Void, _ shouldStop: @escaping @Sendable () -> Bool) throws {
