@@ -37,6 +37,7 @@ public struct WatchStatus: Sendable {
 /// The world `watch` needs from its caller: a source built afresh at each full reconciliation (so
 /// secrets given as files are read again), run ids, systemd notifications and the metrics sink.
 public struct WatchHooks: Sendable {
+    /// Called at each full reconciliation (ticks reuse the last one).
     public var makeSource: @Sendable () -> any DirectorySource
     public var newRunID: @Sendable () -> String
     /// `READY=1`, `WATCHDOG=1`, `STATUS=…`, `STOPPING=1` (sd_notify(3)); no-op outside systemd.
@@ -77,6 +78,9 @@ public final class WatchSession: Sendable {
     let shouldStop: @Sendable () -> Bool
     private let state: Mutex<State>
     private let inbox = Box<[Item]>([])
+    /// The source of the last full reconciliation: ticks look users up through it, so the config and
+    /// its secrets are read again only at full reconciliations.
+    private let source = Box<(any DirectorySource)?>(nil)
 
     /// A shared, locked value that closures can hold (a `Mutex` itself cannot be captured).
     final class Box<T: Sendable>: Sendable {
@@ -254,8 +258,10 @@ public final class WatchSession: Sendable {
         started.trigger = trigger
         let index = Box<[String: [String: [ConsumerID]]]>([:])
         let rules = Dictionary(planner.gateways.map { ($0.name, $0.match) }, uniquingKeysWith: { a, _ in a })
+        let current = hooks.makeSource()
+        source.withLock { $0 = current }
         var run = SyncRun(
-            source: hooks.makeSource(), sourceType: sourceType, gateways: gateways, planner: planner, journal: journal,
+            source: current, sourceType: sourceType, gateways: gateways, planner: planner, journal: journal,
             runID: hooks.newRunID(), started: started, logger: logger, now: { [clock] in Int64(clock()) },
             shouldStop: shouldStop)
         run.observeSnapshots = { snapshots in
@@ -343,8 +349,7 @@ public final class WatchSession: Sendable {
                 if let consumer = try? await gateway.readConsumer(id) { candidates.append((gateway.name, consumer)) }
             }
         }
-        guard !candidates.isEmpty else { return nil }
-        let source = hooks.makeSource()
+        guard !candidates.isEmpty, let source = source.withLock({ $0 }) else { return nil }
         var targets: [String: Set<ConsumerID>] = [:]
         var users: [DirectoryUser] = []
         for (gateway, consumer) in candidates {

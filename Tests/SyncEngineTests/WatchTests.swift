@@ -38,7 +38,7 @@ struct WatchTests {
                 started: .init(run: nil, version: "test", host: "h", uid: 0), lastGoodUsers: nil, disabledByUs: [:],
                 recentDisables: recentDisables, settings: settings,
                 hooks: WatchHooks(
-                    makeSource: { [self] in MemoryDirectory(users: self.users.withLock { $0 }) },
+                    makeSource: { [self] in LiveDirectory(world: self) },
                     newRunID: { [self] in "r-\(self.runs.add(1, ordering: .relaxed).newValue)" },
                     notify: { [self] note in self.notes.withLock { $0.append(note) } }),
                 logger: Logger(label: "watch-test"), clock: { [self] in self.clock.withLock { $0 } },
@@ -66,6 +66,15 @@ struct WatchTests {
 
         var blocked: Set<ConsumerID> { Set(gateway.current.blocks.keys) }
         func tags(_ id: String) -> [String] { gateway.current.consumers[ConsumerID(id)]?.tags ?? [] }
+    }
+
+    /// The world's directory as it is at each read (a real source reads the server each time).
+    struct LiveDirectory: DirectorySource {
+        let world: World
+        func snapshot() async throws -> DirectorySnapshot {
+            try await MemoryDirectory(users: world.users.withLock { $0 }).snapshot()
+        }
+        func checkConnection() async throws -> String { "live memory directory" }
     }
 
     static let alice = DirectoryUser(id: UserID("u-alice"), username: "alice")
