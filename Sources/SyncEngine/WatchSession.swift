@@ -410,7 +410,7 @@ public final class WatchSession: Sendable {
             let detail = refusal.detail
             logger.error("run refused", metadata: ["sync.cause": "brake-rate", "sync.detail": "\(detail)"])
             let run = state.withLock { $0.run }
-            _ = try? journal.append(.runRefused(.init(run: run, cause: Refusal.Cause.brakeRate.rawValue, detail: detail, planHash: plan.hash)))
+            journalRun(.runRefused(.init(run: run, cause: Refusal.Cause.brakeRate.rawValue, detail: detail, planHash: plan.hash)))
             state.withLock { s in
                 s.run = nil
                 var report = RunReport(run: run, dryRun: false, sourceType: sourceType)
@@ -493,15 +493,24 @@ public final class WatchSession: Sendable {
         let id = hooks.newRunID()
         started.run = id
         started.trigger = "watch"
+        guard journalRun(.runStarted(started)) else { return }
+        state.withLock { s in
+            s.run = id
+            s.counts = [:]
+            s.failed = false
+        }
+    }
+
+    /// Appends a run record; a journal that cannot take it is logged (the writes that would follow
+    /// fail on their own intents, so nothing is written unjournaled).
+    @discardableResult
+    func journalRun(_ event: JournalEvent) -> Bool {
         do {
-            try journal.append(.runStarted(started))
-            state.withLock { s in
-                s.run = id
-                s.counts = [:]
-                s.failed = false
-            }
+            try journal.append(event)
+            return true
         } catch {
-            logger.error("cannot write the journal", metadata: ["watch.error": "\(error)"])
+            logger.error("cannot write the journal", metadata: ["watch.record": "\(event.name)", "watch.error": "\(error)"])
+            return false
         }
     }
 
@@ -511,7 +520,7 @@ public final class WatchSession: Sendable {
             return (s.run, s.counts, s.failed)
         }
         guard let run else { return }
-        _ = try? journal.append(
+        journalRun(
             .runFinished(
                 .init(
                     run: run, outcome: failed ? "failed" : "ok", exitCode: failed ? 1 : 0, planHash: nil,
