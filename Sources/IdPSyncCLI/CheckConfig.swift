@@ -95,7 +95,8 @@ struct CheckConfig: AsyncParsableCommand {
             case .free:
                 checks.append(ReadinessCheck("journal", .ok, "\(SafeDirectory.split(path).directory) is writable; the lock is free"))
             case .held(let pid):
-                let alive = Int32(pid).map { kill($0, 0) == 0 || errno == EPERM } ?? false
+                // The pid comes from a file: only a positive one is asked about (kill(0, …) is the whole group).
+                let alive = Int32(pid).map { $0 > 0 && (kill($0, 0) == 0 || errno == EPERM) } ?? false
                 checks.append(
                     ReadinessCheck(
                         "journal", .ok,
