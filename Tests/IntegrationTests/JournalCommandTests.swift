@@ -411,11 +411,12 @@ struct JournalReaderTests {
         let marker = j.dir.path + "/pager-ran", paged = j.dir.path + "/paged", less = j.dir.path + "/less"
         for file in [marker, paged, less] { unlink(file) }
         let script = j.dir.write(
-            "pager.sh", "#!/bin/sh\ntouch '\(marker)'\nprintf '%s' \"$LESS\" > '\(less)'\ncat > '\(paged)'\n")
-        chmod(script, 0o755)
+            "pager.sh", "touch '\(marker)'\nprintf '%s' \"$LESS\" > '\(less)'\ncat > '\(paged)'\n")
+        // Run by /bin/sh, not exec'd: a file just written may still be open for writing in a
+        // process another test is forking at this moment, and exec would fail with ETXTBSY.
         func quote(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         let command = (prefix + [Repo.binary, "journal", "--journal", j.path] + args).map(quote).joined(separator: " ")
-        let r = try runProcess("/usr/bin/script", ["-qec", command, "/dev/null"], environment: ["PAGER": pager ?? script])
+        let r = try runProcess("/usr/bin/script", ["-qec", command, "/dev/null"], environment: ["PAGER": pager ?? "/bin/sh " + script])
         let ran = FileManager.default.fileExists(atPath: marker)
         return (
             r, ran ? (try? String(contentsOfFile: paged, encoding: .utf8)) ?? "" : nil,
