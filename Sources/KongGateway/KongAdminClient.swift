@@ -152,15 +152,29 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
     /// The most items one listing may return (memory bound; far above any real Kong estate).
     static let maxItems = 20_000_000
 
-    /// Every page of a collection, by `offset`. Bounded (docs/operations.md): a repeated offset is an
-    /// error at once; pages beyond ⌈items / size⌉ + `pageSlack` (a server handing out fresh offsets
-    /// with empty pages), more than `maxItems` items, or `read_deadline` for the whole listing stop it.
+    /// Every item of a collection, as trees (small listings: plugins, keys, credentials).
     /// `check` sees each item as it arrives and may reject the page.
     func list(_ path: String, query: [(String, String)], check: ((JSONValue) throws -> Void)? = nil) async throws
         -> [JSONValue]
     {
-        let pageSize = 1000
         var items: [JSONValue] = []
+        try await forEachPage(path, query: query, decode: Wire.jsonPage) { page in
+            if let check { for item in page { try check(item) } }
+            items += page
+        }
+        return items
+    }
+
+    /// Every page of a collection, by `offset`, each decoded by `decode` and handed to `each`, then
+    /// dropped. Bounded (docs/operations.md): a repeated offset is an error at once; pages beyond
+    /// ⌈items / size⌉ + `pageSlack` (a server handing out fresh offsets with empty pages), more
+    /// than `maxItems` items, or `read_deadline` for the whole listing stop it.
+    func forEachPage<Item>(
+        _ path: String, query: [(String, String)], decode: ([UInt8]) throws -> Page<Item>?,
+        each: ([Item]) throws -> Void
+    ) async throws {
+        let pageSize = 1000
+        var count = 0
         var offset: String? = nil
         var seenOffsets: Set<String> = []
         var pages = 0
@@ -169,42 +183,45 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
             if settings.shouldStop() { throw GatewayError("gateway \(name): GET \(path): stopped by a signal") }
             if ContinuousClock.now > deadline {
                 throw GatewayError(
-                    "gateway \(name): GET \(path) did not finish within read_deadline \(TimeFormat.duration(Int64(settings.readDeadlineSeconds))) (\(pages) pages, \(items.count) items); the listing is incomplete")
+                    "gateway \(name): GET \(path) did not finish within read_deadline \(TimeFormat.duration(Int64(settings.readDeadlineSeconds))) (\(pages) pages, \(count) items); the listing is incomplete")
             }
             var q = query + [("size", String(pageSize))]
             if let offset { q.append(("offset", offset)) }
             let full = path + "?" + q.map { "\($0.0)=\(URLEncoding.component($0.1))" }.joined(separator: "&")
             let answer = try await request("GET", full)
             guard answer.status == 200 else { throw failure("GET", full, answer) }
-            let page = try json("GET", full, answer)
-            guard let data = page["data"]?.arrayValue else {
+            let decoded: Page<Item>?
+            do {
+                decoded = try decode(answer.body)
+            } catch is JSONParser.Error {
+                throw GatewayError("gateway \(name): GET \(Self.pathOnly(full)) answered \(answer.status) with invalid JSON")
+            }
+            guard let page = decoded else {
                 throw GatewayError("gateway \(name): GET \(path) answered without a data array")
             }
-            if let check { for item in data { try check(item) } }
-            items += data
-            if path == "/consumers" { progress?("gateway \(name): \(items.count) consumers") }
+            try each(page.items)
+            count += page.items.count
             pages += 1
-            switch page["offset"] {
-            case .string(let next)?:
+            switch page.next {
+            case .offset(let next):
                 guard seenOffsets.insert(next).inserted else {
                     throw GatewayError(
                         "gateway \(name): GET \(path) answered an offset it had already given (page \(pages)); the listing would never end")
                 }
                 offset = next
-            case nil, .null?:
+            case .end:
                 offset = nil
-            default:
+            case .notAString:
                 throw GatewayError("gateway \(name): GET \(path) answered an offset that is not a string (page \(pages))")
             }
-            if offset != nil && pages > items.count / pageSize + Self.pageSlack {
+            if offset != nil && pages > count / pageSize + Self.pageSlack {
                 throw GatewayError(
-                    "gateway \(name): GET \(path) keeps paging: \(pages) pages for \(items.count) items; the listing is incomplete")
+                    "gateway \(name): GET \(path) keeps paging: \(pages) pages for \(count) items; the listing is incomplete")
             }
-            if items.count > Self.maxItems {
+            if count > Self.maxItems {
                 throw GatewayError("gateway \(name): GET \(path) returned more than \(Self.maxItems) items; refusing to read on")
             }
         } while offset != nil
-        return items
     }
 
     // MARK: Gateway
@@ -270,21 +287,32 @@ public final class KongAdminClient: Gateway, @unchecked Sendable {
         // Scope is checked on every consumer read, not only asked of the server (docs/configuration.md):
         // a Kong or proxy that ignores `?tags=` must not get unmanaged consumers flagged.
         let selectTags = settings.selectTags, gatewayName = name
-        async let consumerItems = list("/consumers", query: [("tags", selectTags.joined(separator: ","))]) { item in
-            if !Wire.isManaged(item, selectTags: selectTags) {
-                let id = TextEscape.bounded(item["id"]?.stringValue ?? "?", limit: 64)
-                throw GatewayError(
-                    "gateway \(gatewayName): GET /consumers?tags=\(selectTags.joined(separator: ",")) returned consumer \(id), which lacks a select_tags tag: the server did not apply the tag filter, so this read cannot be trusted")
+        // Consumers are decoded page by page straight from the body (no tree) and each page is
+        // dropped once read: memory holds the consumers, not the listing.
+        async let consumerList: [Consumer] = {
+            let interner = TagInterner()
+            var consumers: [Consumer] = []
+            try await forEachPage(
+                "/consumers", query: [("tags", selectTags.joined(separator: ","))],
+                decode: { try Wire.consumerPage($0, tags: interner) }
+            ) { page in
+                for item in page {
+                    guard let consumer = item else {
+                        throw GatewayError("gateway \(gatewayName): a consumer in GET /consumers has no id")
+                    }
+                    if !Wire.isManaged(tags: consumer.tags, selectTags: selectTags) {
+                        let id = TextEscape.bounded(consumer.id.rawValue, limit: 64)
+                        throw GatewayError(
+                            "gateway \(gatewayName): GET /consumers?tags=\(selectTags.joined(separator: ",")) returned consumer \(id), which lacks a select_tags tag: the server did not apply the tag filter, so this read cannot be trusted")
+                    }
+                    consumers.append(consumer)
+                }
+                progress?("gateway \(gatewayName): \(consumers.count) consumers")
             }
-        }
+            return consumers
+        }()
         let pluginItems = try await list("/plugins", query: [("tags", KongPlugin.ourTag)])
-        var consumers: [Consumer] = []
-        for item in try await consumerItems {
-            guard let consumer = Wire.consumer(item) else {
-                throw GatewayError("gateway \(name): a consumer in GET /consumers has no id")
-            }
-            consumers.append(consumer)
-        }
+        let consumers = try await consumerList
         var ours: [ConsumerID: BlockID] = [:]
         for item in pluginItems {
             if let plugin = Wire.plugin(item), plugin.isOurs, let consumer = plugin.consumerID {

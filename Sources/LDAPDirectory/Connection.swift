@@ -242,6 +242,21 @@ final class Connection {
         controls: [UnsafeMutablePointer<LDAPControl>] = [], pageDone: ((Int) -> Void)? = nil,
         entry: (String, [String: [[UInt8]]]) throws -> Void
     ) throws {
+        try pagedSearch(
+            base: base, scope: scope, filter: filter, attributes: attributes, controls: controls, pageDone: pageDone,
+            message: { message in
+                let (dn, values) = entryValues(message, attributes: attributes)
+                try entry(dn, values)
+            })
+    }
+
+    /// The paged search itself: `message` gets each entry message (valid during the call) to
+    /// decode as it likes, with `walkEntry`.
+    func pagedSearch(
+        base: String? = nil, scope: Int32 = LDAP_SCOPE_SUBTREE, filter: String, attributes: [String],
+        controls: [UnsafeMutablePointer<LDAPControl>] = [], pageDone: ((Int) -> Void)? = nil,
+        message entry: (OpaquePointer) throws -> Void
+    ) throws {
         guard let ld else { throw SourceError("LDAP \(settings.url): not connected") }
         let baseDN = base ?? settings.baseDN
         searchFailure = LDAP_SUCCESS
@@ -304,8 +319,7 @@ final class Connection {
                         throw SourceError(
                             "LDAP \(settings.url): more than \(Self.maxEntries) entries under \(baseDN); refusing to read on")
                     }
-                    let (dn, values) = entryValues(message, attributes: attributes)
-                    try entry(dn, values)
+                    try entry(message)
                 case UInt(LDAP_RES_SEARCH_REFERENCE):
                     searchFailure = LDAP_REFERRAL
                     throw SourceError(
@@ -351,30 +365,77 @@ final class Connection {
 
     /// One entry's DN (bounded for messages) and the values of `attributes` (names lowercased).
     func entryValues(_ message: OpaquePointer, attributes: [String]) -> (dn: String, values: [String: [[UInt8]]]) {
-        guard let ld else { return ("?", [:]) }
-        var dn = "?"
-        if let raw = ldap_get_dn(ld, message) {
-            dn = TextEscape.bounded(String(cString: raw), limit: 512)
-            ldap_memfree(raw)
-        }
+        let selection = AttributeSelection(attributes)
         var values: [String: [[UInt8]]] = [:]
-        for attribute in attributes {
-            guard let list = ldap_get_values_len(ld, message, attribute) else { continue }
-            defer { ldap_value_free_len(list) }
-            var items: [[UInt8]] = []
-            var i = 0
-            while let value = list[i] {
-                let length = Int(value.pointee.bv_len)
-                if let base = value.pointee.bv_val {
-                    items.append(base.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) })
-                } else {
-                    items.append([])
-                }
-                i += 1
-            }
-            values[attribute.lowercased()] = items
+        var dn = "?"
+        walkEntry(message, selection) { entryDN in
+            dn = Self.boundedDN(entryDN)
+        } visit: { index, list in
+            let name = selection.lowercased[index]
+            // The first occurrence counts, as ldap_get_values_len would have it.
+            if values[name] == nil { values[name] = list.map(Self.bytes) }
         }
         return (dn, values)
+    }
+
+    /// A DN as printed in messages: bounded, control characters escaped.
+    static func boundedDN(_ dn: UnsafeBufferPointer<UInt8>) -> String {
+        TextEscape.bounded(String(decoding: dn, as: UTF8.self), limit: 512)
+    }
+
+    /// A value's bytes, copied out of the message.
+    static func bytes(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8] { Array(value) }
+
+    /// Walks an entry once, as ldapsearch does (`ldap_get_dn_ber`, then `ldap_get_attribute_ber` per
+    /// attribute), instead of searching it from the start for each wanted attribute. `dn` gets the
+    /// DN; `visit(i, values)` is called for each attribute of the entry whose description equals
+    /// (ASCII case-insensitively, as libldap compares) `selection.names[i]`, for every such `i`.
+    /// What they are handed points into the message: valid until it is freed.
+    ///
+    /// libldap decodes in place here (it writes a NUL after each string it hands out, over the
+    /// next element's tag), so a message can be walked once only, and nothing else may read it
+    /// afterwards: read its controls (`ldap_get_entry_controls`) before, never after.
+    func walkEntry(
+        _ message: OpaquePointer, _ selection: AttributeSelection, dn: (UnsafeBufferPointer<UInt8>) -> Void = { _ in },
+        visit: (Int, [UnsafeBufferPointer<UInt8>]) -> Void
+    ) {
+        guard let ld else { return }
+        var ber: OpaquePointer? = nil
+        var name = berval(bv_len: 0, bv_val: nil)
+        guard ldap_get_dn_ber(ld, message, &ber, &name) == LDAP_SUCCESS else {
+            if let ber { ber_free(ber, 0) }
+            return
+        }
+        defer { if let ber { ber_free(ber, 0) } }
+        dn(Self.buffer(name))
+        var values: UnsafeMutablePointer<berval>? = nil
+        while ldap_get_attribute_ber(ld, message, ber, &name, &values) == LDAP_SUCCESS, name.bv_val != nil {
+            defer {
+                if let values { ber_memfree(values) }
+                values = nil
+            }
+            let attribute = Self.buffer(name)
+            var list: [UnsafeBufferPointer<UInt8>]? = nil
+            for index in selection.lowercased.indices where selection.matches(attribute, index) {
+                if list == nil {
+                    var items: [UnsafeBufferPointer<UInt8>] = []
+                    if let values {
+                        var k = 0
+                        while let base = values[k].bv_val {
+                            items.append(UnsafeBufferPointer(start: UnsafeRawPointer(base).assumingMemoryBound(to: UInt8.self), count: Int(values[k].bv_len)))
+                            k += 1
+                        }
+                    }
+                    list = items
+                }
+                visit(index, list!)
+            }
+        }
+    }
+
+    static func buffer(_ value: berval) -> UnsafeBufferPointer<UInt8> {
+        guard let base = value.bv_val else { return UnsafeBufferPointer(start: nil, count: 0) }
+        return UnsafeBufferPointer(start: UnsafeRawPointer(base).assumingMemoryBound(to: UInt8.self), count: Int(value.bv_len))
     }
 
     private func finishPage(
@@ -419,5 +480,31 @@ final class Connection {
         guard prc == LDAP_SUCCESS else { throw error(prc, "cannot parse the paged results control of page \(page)") }
         cookie = next
         cookieOwned = next.bv_val != nil
+    }
+}
+
+/// The attributes a search asked for, ready to be matched against an entry's attribute
+/// descriptions without building a String per attribute.
+struct AttributeSelection {
+    let names: [String]
+    /// The names, ASCII-lowercased (the keys of `entryValues`).
+    let lowercased: [String]
+    private let bytes: [[UInt8]]
+
+    init(_ names: [String]) {
+        self.names = names
+        self.lowercased = names.map { $0.lowercased() }
+        self.bytes = names.map { name in name.utf8.map { $0 &- 65 < 26 ? $0 + 32 : $0 } }
+    }
+
+    /// Whether `attribute` is `names[index]`, ASCII case-insensitively.
+    func matches(_ attribute: UnsafeBufferPointer<UInt8>, _ index: Int) -> Bool {
+        let wanted = bytes[index]
+        guard attribute.count == wanted.count else { return false }
+        for k in 0..<wanted.count {
+            let c = attribute[k]
+            if (c &- 65 < 26 ? c + 32 : c) != wanted[k] { return false }
+        }
+        return true
     }
 }

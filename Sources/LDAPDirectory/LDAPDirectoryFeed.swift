@@ -316,8 +316,10 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
         _ connection: Connection, _ message: OpaquePointer, _ names: [String], _ settings: LDAPSettings,
         _ emit: ([FeedEvent]) -> Bool
     ) throws -> Bool {
+        // The controls first: walking the entry decodes it in place (see `walkEntry`).
+        let state = syncState(connection, message)
         let (dn, values) = connection.entryValues(message, attributes: names)
-        guard let state = syncState(connection, message) else {
+        guard let state else {
             throw FeedProblem(
                 description:
                     "LDAP \(settings.url): entry \(dn) came without a readable Sync State control; nothing concluded")

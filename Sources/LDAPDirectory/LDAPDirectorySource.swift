@@ -31,19 +31,19 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     /// Why an entry counts as disabled in the IdP, or nil (docs/report.md). A ppolicy lockout
     /// timestamp (failed binds) is not a deactivation.
     static func deactivation(_ values: [String: [[UInt8]]]) -> String? {
-        if values[lockAttribute.lowercased()]?.contains(where: { String(decoding: $0, as: UTF8.self) == administrativeLock })
-            == true
-        {
+        deactivation(
+            lock: values[lockAttribute.lowercased()], accountControl: values[adControlAttribute.lowercased()],
+            nsLock: values[nsLockAttribute.lowercased()])
+    }
+
+    static func deactivation(lock: [[UInt8]]?, accountControl: [[UInt8]]?, nsLock: [[UInt8]]?) -> String? {
+        if lock?.contains(where: { String(decoding: $0, as: UTF8.self) == administrativeLock }) == true {
             return "ppolicy administrative lock"
         }
-        if let uac = values[adControlAttribute.lowercased()]?.first.flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }),
-            uac & 0x2 != 0
-        {
+        if let uac = accountControl?.first.flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), uac & 0x2 != 0 {
             return "userAccountControl ACCOUNTDISABLE"
         }
-        if values[nsLockAttribute.lowercased()]?.contains(where: { String(decoding: $0, as: UTF8.self).lowercased() == "true" })
-            == true
-        {
+        if nsLock?.contains(where: { String(decoding: $0, as: UTF8.self).lowercased() == "true" }) == true {
             return "nsAccountLock"
         }
         return nil
@@ -157,26 +157,89 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
         return checks
     }
 
+    /// What a read asks for, in the order `user(_:_:_:)` takes it.
+    var readAttributes: [String] { [settings.idAttribute, settings.usernameAttribute] + Self.stateAttributes }
+
+    /// An entry as a read decodes it: the user (nil without a readable id), and the DN and the
+    /// raw id, pointing into the message (for messages; valid until it is freed).
+    struct DecodedEntry {
+        var user: DirectoryUser?
+        var dn = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+        var rawID: UnsafeBufferPointer<UInt8>? = nil
+    }
+
+    /// A user straight from an entry message, walked once (nothing kept but the user).
+    /// `selection` is `readAttributes`.
+    func decode(_ message: OpaquePointer, _ connection: Connection, _ selection: AttributeSelection) -> DecodedEntry {
+        let guid = settings.idAttribute.lowercased() == "objectguid"
+        var entry = DecodedEntry()
+        var id: String? = nil, username: String? = nil
+        var state: [[[UInt8]]?] = [nil, nil, nil]
+        var seen = 0
+        connection.walkEntry(message, selection) { entry.dn = $0 } visit: { index, values in
+            // The first occurrence of an attribute counts, as ldap_get_values_len would have it.
+            guard seen & (1 << index) == 0 else { return }
+            seen |= 1 << index
+            switch index {
+            case 0:
+                entry.rawID = values.first
+                id = values.first.flatMap { LDAPValue.id($0, objectGUID: guid) }
+            case 1: username = values.first.flatMap { String(validating: $0, as: UTF8.self) }
+            default: state[index - 2] = values.map(Connection.bytes)
+            }
+        }
+        guard let id else { return entry }
+        let reason = Self.deactivation(lock: state[0], accountControl: state[1], nsLock: state[2])
+        entry.user = DirectoryUser(
+            id: UserID(id), username: username, state: reason == nil ? .active : .deactivated, deactivationReason: reason)
+        return entry
+    }
+
+    /// The id as matching compares it (`MatchKey.normalize`): a packed UUID is already normalised.
+    static func matchKey(_ id: UserID) -> CompactText {
+        id.value.isPacked ? id.value : CompactText(MatchKey.normalize(id.rawValue, as: .id))
+    }
+
+    static func hash(_ key: CompactText) -> UInt64 {
+        var hasher = Hasher()
+        hasher.combine(key)
+        return UInt64(UInt(bitPattern: hasher.finalize()))
+    }
+
+    /// Two entries with one id: the run stops; the message names the entries that share it.
+    struct SharedID: Error {
+        var id: UserID
+        var raw: [UInt8]
+        var dn: String
+    }
+
     private func read() throws -> DirectorySnapshot {
         let connection = try Connection(settings: settings)
         defer { connection.close() }
         let filter = LDAPValue.parenthesized(settings.filter)
-        let attributes = [settings.idAttribute, settings.usernameAttribute] + Self.stateAttributes
+        let selection = AttributeSelection(readAttributes)
         var users: [DirectoryUser] = []
-        var seen: [String: String] = [:]
-        try connection.pagedSearch(
-            filter: filter, attributes: attributes,
-            pageDone: progress.map { report in { page in report("directory: page \(page), \(users.count) users") } }
-        ) { dn, values in
-            guard let user = self.user(values) else {
-                throw SourceError(
-                    "LDAP \(settings.url): entry \(dn) has no readable \(settings.idAttribute); check id_attribute and the bind user's read access")
+        // Two entries with one id stop the read. Only 64-bit hashes of the normalised ids are kept
+        // (8 bytes a user); a repeated hash is confirmed against the users read so far.
+        var seen: Set<UInt64> = []
+        do {
+            try connection.pagedSearch(
+                filter: filter, attributes: selection.names,
+                pageDone: progress.map { report in { page in report("directory: page \(page), \(users.count) users") } }
+            ) { (message: OpaquePointer) in
+                let entry = self.decode(message, connection, selection)
+                guard let user = entry.user else {
+                    throw SourceError(
+                        "LDAP \(settings.url): entry \(Connection.boundedDN(entry.dn)) has no readable \(settings.idAttribute); check id_attribute and the bind user's read access")
+                }
+                let key = Self.matchKey(user.id)
+                if !seen.insert(Self.hash(key)).inserted, users.contains(where: { Self.matchKey($0.id) == key }) {
+                    throw SharedID(id: user.id, raw: entry.rawID.map(Array.init) ?? [], dn: Connection.boundedDN(entry.dn))
+                }
+                users.append(user)
             }
-            let key = MatchKey.normalize(user.id.rawValue, as: .id)
-            if let other = seen.updateValue(dn, forKey: key) {
-                throw SourceError("LDAP \(settings.url): entries \(other) and \(dn) share \(settings.idAttribute) \(user.id)")
-            }
-            users.append(user)
+        } catch let shared as SharedID {
+            throw SourceError("LDAP \(settings.url): entries \(sharing(shared, connection, filter)) share \(settings.idAttribute) \(shared.id)")
         }
         if let disabledFilter = settings.disabledFilter {
             var disabled: Set<String> = []
@@ -192,6 +255,21 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
         }
         logger.debug("ldap read complete", metadata: ["ldap.users": .stringConvertible(users.count)])
         return DirectorySnapshot(sourceType: "ldap", scope: settings.baseDN, users: users)
+    }
+}
+
+extension LDAPDirectorySource {
+    /// The DNs of the entries that hold `shared`'s id (at most 10), the one that repeated it among them.
+    func sharing(_ shared: SharedID, _ connection: Connection, _ filter: String) -> String {
+        var dns: [String] = []
+        if !shared.raw.isEmpty {
+            let equality = "(\(settings.idAttribute)=\(LDAPValue.escapeAllBytes(shared.raw)))"
+            try? connection.pagedSearch(filter: "(&\(filter)\(equality))", attributes: ["1.1"]) { dn, _ in
+                if dns.count < 10 { dns.append(dn) }
+            }
+        }
+        if !dns.contains(shared.dn) { dns.append(shared.dn) }
+        return dns.count > 1 ? dns.joined(separator: " and ") : "\(shared.dn) and an earlier entry"
     }
 }
 

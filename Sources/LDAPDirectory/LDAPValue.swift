@@ -21,6 +21,17 @@ enum LDAPValue {
     }
 
     /// The id as text: GUIDs for `objectGUID`, UTF-8 otherwise; nil for bytes that are not text.
+    static func id(_ bytes: UnsafeBufferPointer<UInt8>, objectGUID: Bool) -> String? {
+        objectGUID ? guidString(Array(bytes)) : String(validating: bytes, as: UTF8.self)
+    }
+
+    /// Every byte as `\xx`: an equality filter that matches these exact bytes (RFC 4515).
+    static func escapeAllBytes(_ bytes: [UInt8]) -> String {
+        var out = ""
+        for byte in bytes { out += "\\" + String(Hex.digits[Int(byte >> 4)]) + String(Hex.digits[Int(byte & 0x0F)]) }
+        return out
+    }
+
     static func id(_ bytes: [UInt8], attribute: String) -> String? {
         if attribute.lowercased() == "objectguid" { return guidString(bytes) }
         return String(validating: bytes, as: UTF8.self)

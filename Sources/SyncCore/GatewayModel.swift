@@ -2,15 +2,36 @@
 public struct Consumer: Hashable, Sendable, Codable {
     public var id: ConsumerID
     public var username: String?
-    public var customID: String?
+    /// Often a user's UUID: held compactly, like the ids.
+    private var storedCustomID: CompactText?
+    public var customID: String? {
+        get { storedCustomID?.string }
+        set { storedCustomID = newValue.map(CompactText.init) }
+    }
     /// `nil` when the gateway holds no tags at all; kept distinct from `[]` so writes do not invent changes.
     public var tags: [String]?
 
     public init(id: ConsumerID, username: String?, customID: String?, tags: [String]?) {
         self.id = id
         self.username = username
-        self.customID = customID
+        self.storedCustomID = customID.map(CompactText.init)
         self.tags = tags
+    }
+
+    private enum CodingKeys: String, CodingKey { case id, username, customID, tags }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decode(ConsumerID.self, forKey: .id), username: try c.decodeIfPresent(String.self, forKey: .username),
+            customID: try c.decodeIfPresent(String.self, forKey: .customID),
+            tags: try c.decodeIfPresent([String].self, forKey: .tags))
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encodeIfPresent(username, forKey: .username)
+        try c.encodeIfPresent(customID, forKey: .customID)
+        try c.encodeIfPresent(tags, forKey: .tags)
     }
 
     public var tagList: [String] { tags ?? [] }

@@ -21,6 +21,18 @@ struct CoreValueTests {
         #expect(throws: JSONParser.Error.self) { try JSONParser.parse(text) }
     }
 
+    /// `JSONReader.skipValue` steps over what nobody reads, as strictly as the parser reads it.
+    @Test(arguments: [
+        #"{"a":1,}"#, #"{"a" 1}"#, #"[01]"#, #"{"a":1}x"#, "\"\u{1}\"", #"[1.]"#, #"[-]"#, #"[1e]"#, #""\ud83d""#,
+        #"[nul]"#, #"[truE]"#, #"{"a":[1,2}"#, #"{"a":{"b":"c"]}"#, #"{"a":1,"b":[{"c":"d\/e","f":-0.5e+7}],"g":null}"#,
+        #"[[],{},"",0,true,false,null]"#, #""\u00e9\n""#, "\"zoë\"",
+    ])
+    func skippingIsAsStrictAsParsing(_ text: String) {
+        let parsed = Result { try JSONParser.parse(text) }
+        let skipped = Result { try JSONReader.read(Array(text.utf8)) { try $0.skipValue() } }
+        #expect((try? parsed.get()) != nil ? (try? skipped.get()) != nil : (try? skipped.get()) == nil, "\(text)")
+    }
+
     @Test func integersStayIntegers() throws {
         #expect(try JSONParser.parse("[1, 1.5, true]") == .array([.int(1), .double(1.5), .bool(true)]))
     }
@@ -58,6 +70,40 @@ struct CoreValueTests {
         #expect(MatchKey.isUUID("5ACA05F7-1e30-5a6b-82b9-64f1787ab26a"))
         #expect(!MatchKey.isUUID("5aca05f71e305a6b82b964f1787ab26a"))
         #expect(!MatchKey.isUUID("5aca05f7-1e30-5a6b-82b9-64f1787ab26g"))
+    }
+
+    /// Ids are held packed when they are canonical UUIDs; every text comes back as it went in, and
+    /// equality and order are the text's.
+    @Test(arguments: [
+        ("5aca05f7-1e30-5a6b-82b9-64f1787ab26a", true), ("00000000-0000-0000-0000-000000000000", true),
+        ("ffffffff-ffff-ffff-ffff-ffffffffffff", true), ("5ACA05F7-1e30-5a6b-82b9-64f1787ab26a", false),
+        ("5aca05f71e305a6b82b964f1787ab26a", false), ("5aca05f7-1e30-5a6b-82b9-64f1787ab26g", false),
+        ("5aca05f7-1e30-5a6b-82b9_64f1787ab26a", false), ("c-1", false), ("", false), ("zoë", false),
+        ("5aca05f7-1e30-5a6b-82b9-64f1787ab2é", false),
+    ] as [(String, Bool)])
+    func compactTextKeepsTheText(_ text: String, _ packed: Bool) {
+        let compact = CompactText(text)
+        #expect(compact.string == text)
+        #expect(compact.isPacked == packed)
+        #expect(ConsumerID(text).rawValue == text)
+        #expect(UserID(text) == UserID(String(text)))
+    }
+
+    @Test func compactTextOrdersAndHashesAsTheText() {
+        let texts = [
+            "5aca05f7-1e30-5a6b-82b9-64f1787ab26a", "5aca05f7-1e30-5a6b-82b9-64f1787ab26b", "0aca05f7-1e30-5a6b-82b9-64f1787ab26a",
+            "5aca05f7-1e30-5a6b-82b9-64f1787ab26", "5ACA05F7-1e30-5a6b-82b9-64f1787ab26a", "a", "9", "-", "zz",
+            "f0000000-0000-0000-0000-000000000000", "0fffffff-ffff-ffff-ffff-ffffffffffff",
+        ]
+        for a in texts {
+            for b in texts {
+                #expect((CompactText(a) < CompactText(b)) == (a < b), "\(a) < \(b)")
+                #expect((CompactText(a) == CompactText(b)) == (a == b))
+                if a == b { #expect(CompactText(a).hashValue == CompactText(b).hashValue) }
+            }
+        }
+        #expect(Set(texts.map(ConsumerID.init)).count == texts.count)
+        #expect(texts.map(UserID.init).sorted().map(\.rawValue) == texts.sorted())
     }
 
     @Test func planHashLinesFollowTheContract() {
