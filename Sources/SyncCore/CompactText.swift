@@ -45,21 +45,22 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
         guard text.utf8.count == 36 else { return nil }
         var copy = text
         return copy.withUTF8 { bytes -> (UInt64, UInt64)? in
+            guard bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else { return nil }
+            // Lowercase hex only: capitals stay text, so the text comes back as it was.
             var high: UInt64 = 0, low: UInt64 = 0
-            var nibbles = 0
-            for (i, c) in bytes.enumerated() {
-                if i == 8 || i == 13 || i == 18 || i == 23 {
-                    guard c == UInt8(ascii: "-") else { return nil }
-                    continue
+            var count = 0
+            for i in 0..<36 where i != 8 && i != 13 && i != 18 && i != 23 {
+                let c = bytes[i]
+                let digit: UInt8
+                if c &- 48 < 10 {
+                    digit = c &- 48
+                } else if c &- 97 < 6 {
+                    digit = c &- 87
+                } else {
+                    return nil
                 }
-                let digit: UInt64
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt64(c &- 48)
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt64(c &- 87)
-                default: return nil  // capitals stay text: the text must come back as it was
-                }
-                if nibbles < 16 { high = high << 4 | digit } else { low = low << 4 | digit }
-                nibbles += 1
+                if count < 16 { high = high << 4 | UInt64(digit) } else { low = low << 4 | UInt64(digit) }
+                count += 1
             }
             return (high, low)
         }
@@ -67,16 +68,27 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
 
     static func unpackUUID(_ high: UInt64, _ low: UInt64) -> String {
         String(unsafeUninitializedCapacity: 36) { out in
-            let digits: StaticString = "0123456789abcdef"
+            @inline(__always) func hex(_ word: UInt64, _ nibble: Int) -> UInt8 {
+                let d = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * nibble)) & 0xF
+                return d < 10 ? d &+ 48 : d &+ 87
+            }
             var position = 0
-            for nibble in 0..<32 {
-                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
-                    out[position] = UInt8(ascii: "-")
+            for nibble in 0..<16 {
+                if nibble == 8 || nibble == 12 {
+                    out[position] = 0x2D
                     position += 1
                 }
-                let word = nibble < 16 ? high : low
-                let shift = UInt64(60 - 4 * (nibble % 16))
-                out[position] = digits.utf8Start[Int(word >> shift & 0xF)]
+                out[position] = hex(high, nibble)
+                position += 1
+            }
+            out[position] = 0x2D
+            position += 1
+            for nibble in 0..<16 {
+                if nibble == 4 {
+                    out[position] = 0x2D
+                    position += 1
+                }
+                out[position] = hex(low, nibble)
                 position += 1
             }
             return 36
