@@ -39,41 +39,52 @@ struct PlanExecutor {
         var after: [String]
     }
 
-    /// The next batch: in plan order, at most `concurrency` actions per gateway, one per consumer,
-    /// and never an action ahead of an earlier one on the same consumer. Deterministic.
-    static func nextBatch(_ remaining: [Int], _ actions: [SyncAction], concurrency: [String: Int]) -> [Int] {
-        var batch: [Int] = []
+    /// Actions per gateway in one wave, as a multiple of its `concurrency`.
+    static let waveFactor = 4
+
+    /// The next wave: in plan order, at most `limit` actions per gateway, one per consumer, and
+    /// never an action ahead of an earlier one on the same consumer. Deterministic.
+    static func nextWave(_ remaining: [Int], _ actions: [SyncAction], limit: [String: Int]) -> [Int] {
+        var wave: [Int] = []
         var consumers: Set<String> = []
         var perGateway: [String: Int] = [:]
         for i in remaining {
             let action = actions[i]
-            let key = "\(action.gateway)\u{0}\(action.consumer.id.rawValue)"
-            let room = perGateway[action.gateway, default: 0] < max(1, concurrency[action.gateway] ?? 1)
-            if room && !consumers.contains(key) { batch.append(i) }
-            consumers.insert(key)  // later actions of this consumer wait for a later batch
-            if batch.last == i { perGateway[action.gateway, default: 0] += 1 }
+            let key = Self.key(action)
+            let room = perGateway[action.gateway, default: 0] < max(1, limit[action.gateway] ?? 1)
+            if room && !consumers.contains(key) {
+                wave.append(i)
+                perGateway[action.gateway, default: 0] += 1
+            }
+            consumers.insert(key)  // later actions of this consumer wait for a later wave
         }
-        return batch
+        return wave
     }
 
+    /// Applies the plan in waves. A wave's intents are made durable together (one fsync), before
+    /// any of its writes; its writes run at most `concurrency` at a time per gateway, the next
+    /// starting as soon as one ends; its outcomes are journaled together, in plan order. A stop
+    /// request lets the writes in flight finish; a write of the wave not yet started is journaled
+    /// as not attempted.
     mutating func apply(_ plan: SyncPlan, shouldStop: () -> Bool) async -> Result {
         var result = Result()
         let byName = Dictionary(gateways.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        let concurrency = Dictionary(gateways.map { ($0.name, $0.concurrency) }, uniquingKeysWith: { first, _ in first })
+        let concurrency = Dictionary(gateways.map { ($0.name, max(1, $0.concurrency)) }, uniquingKeysWith: { first, _ in first })
+        let limit = concurrency.mapValues { $0.multipliedReportingOverflow(by: Self.waveFactor).partialValue }
         var remaining = Array(plan.actions.indices).filter { byName[plan.actions[$0].gateway] != nil }
+        var notAttempted = 0
+        var signalled = false
         while !remaining.isEmpty {
             if shouldStop() {
-                result.stopped = true
-                result.errors.append("stopped by a signal before \(remaining.count) remaining actions")
+                signalled = true
                 break
             }
-            let batch = Self.nextBatch(remaining, plan.actions, concurrency: concurrency)
-            remaining.removeAll { batch.contains($0) }
+            let wave = Self.nextWave(remaining, plan.actions, limit: limit)
+            let inWave = Set(wave)
+            remaining.removeAll { inWave.contains($0) }
 
             // 1. Durable intents, in plan order. A write whose intent is not on disk is not made.
-            var pending: [Pending] = []
-            var journalBroken = false
-            for index in batch {
+            var pending: [Pending] = wave.map { index in
                 let action = plan.actions[index]
                 let before = expectedTags[action.gateway]?[action.consumer.id] ?? action.consumer.tagList
                 let after = action.tagsAfter ?? before
@@ -81,42 +92,64 @@ struct PlanExecutor {
                     run: runID, gateway: action.gateway, action: action.kind, situation: action.situation,
                     consumer: action.consumer, user: action.user, keys: action.keys, credentials: action.credentials,
                     before: before, after: after, reason: action.reason)
-                do {
-                    let seq = try journal.append(.intent(record))
-                    pending.append(Pending(index: index, action: action, record: record, intentSeq: seq, before: before, after: after))
-                } catch {
-                    result.errors.append("cannot write the journal (\(error)); stopped before writing to gateway \(action.gateway)")
-                    journalBroken = true
-                    break
-                }
+                return Pending(index: index, action: action, record: record, intentSeq: 0, before: before, after: after)
+            }
+            do {
+                let seqs = try journal.append(contentsOf: pending.map { .intent($0.record) })
+                for i in pending.indices { pending[i].intentSeq = seqs[i] }
+            } catch {
+                result.errors.append("cannot write the journal (\(error)); stopped before writing to the gateways")
+                result.stopped = true
+                break
             }
 
-            // 2. The writes of the batch, at the same time (each consumer at most once).
+            // 2. The writes, at most `concurrency` in flight per gateway.
             let skipped = Set(pending.filter { failedConsumers.contains(Self.key($0.action)) }.map(\.index))
-            let outcomes: [Int: ActionOutcome] = await withTaskGroup(of: (Int, ActionOutcome).self) { group in
-                for item in pending where !skipped.contains(item.index) {
-                    guard let gateway = byName[item.action.gateway] else { continue }
+            var queues: [String: ArraySlice<Pending>] = [:]
+            for item in pending where !skipped.contains(item.index) { queues[item.action.gateway, default: []].append(item) }
+            var outcomes: [Int: ActionOutcome] = [:]
+            var stopping = false
+            await withTaskGroup(of: (Int, String, ActionOutcome).self) { group in
+                func startNext(_ name: String) {
+                    guard !stopping, let gateway = byName[name], let item = queues[name]?.popFirst() else { return }
+                    if shouldStop() {
+                        stopping = true
+                        return
+                    }
                     group.addTask {
                         do {
                             try await Self.perform(item.action, on: gateway, before: item.before, after: item.after)
-                            return (item.index, .applied)
+                            return (item.index, name, .applied)
                         } catch let error as ChangedSincePlan {
-                            return (item.index, .failed("changed since plan: \(error.detail)"))
+                            return (item.index, name, .failed("changed since plan: \(error.detail)"))
                         } catch {
-                            return (item.index, .failed("\(error)"))
+                            return (item.index, name, .failed("\(error)"))
                         }
                     }
                 }
-                var collected: [Int: ActionOutcome] = [:]
-                for await (index, outcome) in group { collected[index] = outcome }
-                return collected
+                for name in queues.keys.sorted() {
+                    for _ in 0..<(concurrency[name] ?? 1) { startNext(name) }
+                }
+                for await (index, name, outcome) in group {
+                    outcomes[index] = outcome
+                    startNext(name)
+                }
             }
+            if stopping { signalled = true }
 
-            // 3. Outcomes, in plan order.
+            // 3. Outcomes, in plan order, durable together.
+            var records: [JournalEvent] = []
             for item in pending {
                 let action = item.action
-                let outcome = skipped.contains(item.index)
-                    ? ActionOutcome.failed("skipped: an earlier action on this consumer failed") : outcomes[item.index]!
+                let outcome: ActionOutcome
+                if skipped.contains(item.index) {
+                    outcome = .failed("skipped: an earlier action on this consumer failed")
+                } else if let done = outcomes[item.index] {
+                    outcome = done
+                } else {
+                    outcome = .failed(Self.notAttempted)
+                    notAttempted += 1
+                }
                 switch outcome {
                 case .applied:
                     expectedTags[action.gateway, default: [:]][action.consumer.id] = item.after
@@ -126,6 +159,8 @@ struct PlanExecutor {
                             "sync.gateway": "\(action.gateway)", "sync.action": "\(action.kind.rawValue)",
                             "sync.consumer": "\(action.consumer.id)",
                         ])
+                case .failed(let error) where error == Self.notAttempted:
+                    break
                 case .failed(let error):
                     failedConsumers.insert(Self.key(action))
                     result.errors.append(
@@ -138,21 +173,26 @@ struct PlanExecutor {
                         ])
                 }
                 result.outcomes[item.index] = outcome
-                do {
-                    try journal.append(.outcome(item.record, intent: item.intentSeq, result: outcome))
-                } catch {
-                    result.errors.append("cannot write the journal (\(error)); stopped")
-                    journalBroken = true
-                    break
-                }
+                records.append(.outcome(item.record, intent: item.intentSeq, result: outcome))
             }
-            if journalBroken {
+            do {
+                try journal.append(contentsOf: records)
+            } catch {
+                result.errors.append("cannot write the journal (\(error)); stopped")
                 result.stopped = true
                 break
             }
+            if stopping { break }
+        }
+        if signalled {
+            result.stopped = true
+            result.errors.append("stopped by a signal before \(notAttempted + remaining.count) remaining actions")
         }
         return result
     }
+
+    /// The outcome of a write that a stop request kept from starting.
+    static let notAttempted = "not attempted: stopped by a signal"
 
     static func key(_ action: SyncAction) -> String { "\(action.gateway)\u{0}\(action.consumer.id.rawValue)" }
 

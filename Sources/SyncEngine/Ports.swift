@@ -150,6 +150,10 @@ public protocol JournalStore: AnyObject, Sendable {
     /// Appends one record (the store adds seq, time, prev and hash) and returns its seq.
     @discardableResult
     func append(_ event: JournalEvent) throws -> Int64
+    /// Appends the records in order, durable together (one fsync): all of them, or, on an error,
+    /// none. Returns their seqs.
+    @discardableResult
+    func append(contentsOf events: [JournalEvent]) throws -> [Int64]
     /// `seq:hash` of the last record, for the run's last log line.
     var head: String { get }
 }

@@ -126,21 +126,42 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
     /// taken back and the append fails, so the caller makes no gateway write.
     @discardableResult
     public func append(_ event: JournalEvent) throws -> Int64 {
-        try append(fields: event.fields)
+        try append(fields: [event.fields])[0]
     }
 
-    /// Appends a record given as fields (journal-internal; tests use it to write odd records).
+    /// Appends the records in order with one write and one fsync (a group commit): all of them are
+    /// durable when this returns, or none is kept.
+    @discardableResult
+    public func append(contentsOf events: [JournalEvent]) throws -> [Int64] {
+        try append(fields: events.map(\.fields))
+    }
+
+    /// Appends one record given as fields (journal-internal; tests use it to write odd records).
     @discardableResult
     func append(fields: [String: JSONValue]) throws -> Int64 {
-        try lock.withLock {
-            var record = fields
-            record["seq"] = .int(lastSeq + 1)
-            record["time"] = .string(TimeFormat.rfc3339(Self.wallClock()))
-            record["prev"] = .string(lastHash)
-            record["hash"] = nil
-            let hash = JournalRecord.hash(of: record)
-            record["hash"] = .string(hash)
-            let line = Array((JSONValue.object(record).canonical + "\n").utf8)
+        try append(fields: [fields])[0]
+    }
+
+    func append(fields list: [[String: JSONValue]]) throws -> [Int64] {
+        guard !list.isEmpty else { return [] }
+        return try lock.withLock {
+            var bytes: [UInt8] = []
+            var seqs: [Int64] = []
+            var seq = lastSeq, hash = lastHash
+            let time = JSONValue.string(TimeFormat.rfc3339(Self.wallClock()))
+            for fields in list {
+                seq += 1
+                var record = fields
+                record["seq"] = .int(seq)
+                record["time"] = time
+                record["prev"] = .string(hash)
+                record["hash"] = nil
+                hash = JournalRecord.hash(of: record)
+                record["hash"] = .string(hash)
+                bytes.append(contentsOf: JSONValue.object(record).canonical.utf8)
+                bytes.append(0x0A)
+                seqs.append(seq)
+            }
             let size = lseek(fd, 0, SEEK_END)
             func takeBack() {
                 if size >= 0 {
@@ -149,7 +170,7 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
                 }
             }
             do {
-                try writeAll(fd, line)
+                try writeAll(fd, bytes)
             } catch {
                 takeBack()
                 throw JournalError.cannotWrite(path: path, reason: "\(error)")
@@ -160,15 +181,15 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
                 throw JournalError.cannotWrite(path: path, reason: "fsync: \(reason)")
             }
             do {
-                try Self.writeHead(directory, name: name, path: path, seq: lastSeq + 1, hash: hash)
+                try Self.writeHead(directory, name: name, path: path, seq: seq, hash: hash)
             } catch {
                 takeBack()
                 throw JournalError.cannotWrite(
                     path: path, reason: "\(error); the record was taken back, so the journal and its head still agree")
             }
-            lastSeq += 1
+            lastSeq = seq
             lastHash = hash
-            return lastSeq
+            return seqs
         }
     }
 

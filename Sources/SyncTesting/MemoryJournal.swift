@@ -5,7 +5,8 @@ import SyncEngine
 /// An in-memory journal for engine tests: records in order (with seq), and an append that can fail.
 public final class MemoryJournal: JournalStore, Sendable {
     private let records = Mutex<[[String: JSONValue]]>([])
-    /// Appends after this many succeed fail (a full disk); nil never fails.
+    /// Once this many records are in, appends fail (a full disk); nil never fails. A group append
+    /// that would go past it fails whole, as the file journal takes a group back.
     private let failAfter: Int?
 
     public init(failAfter: Int? = nil) { self.failAfter = failAfter }
@@ -16,12 +17,19 @@ public final class MemoryJournal: JournalStore, Sendable {
 
     @discardableResult
     public func append(_ event: JournalEvent) throws -> Int64 {
+        try append(contentsOf: [event])[0]
+    }
+
+    @discardableResult
+    public func append(contentsOf events: [JournalEvent]) throws -> [Int64] {
         try records.withLock { list in
-            if let failAfter, list.count >= failAfter { throw Full() }
-            var record = event.fields
-            record["seq"] = .int(Int64(list.count + 1))
-            list.append(record)
-            return Int64(list.count)
+            if let failAfter, list.count + events.count > failAfter { throw Full() }
+            return events.map { event in
+                var record = event.fields
+                record["seq"] = .int(Int64(list.count + 1))
+                list.append(record)
+                return Int64(list.count)
+            }
         }
     }
 

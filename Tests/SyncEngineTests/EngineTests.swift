@@ -5,7 +5,7 @@ import SyncTesting
 import Testing
 
 /// The run engine against its in-memory twins: no server, deterministic.
-@Suite("Engine: batching, changes since the plan, a failing journal, stops, partial failure, restore")
+@Suite("Engine: waves of writes, changes since the plan, a failing journal, stops, partial failure, restore")
 struct EngineTests {
     static let now: Int64 = 1_796_000_000
     /// Five consumers whose users are gone (a sixth user keeps the directory non-empty).
@@ -34,37 +34,23 @@ struct EngineTests {
         return await engine.run(RunOptions(dryRun: false))
     }
 
-    @Test func writesGoInBatchesOfTheGatewaysConcurrencyInPlanOrder() async throws {
+    @Test func writesGoInWavesInPlanOrderWithAtMostConcurrencyInFlight() async throws {
         let g = gateway(concurrency: 2, writeNanoseconds: 5_000_000)
         let journal = MemoryJournal()
         let report = await run(g, journal: journal)
         #expect(report.exitStatus == .success, "\(report.errors)")
         let plan = try #require(report.plan)
         #expect(plan.actions.count == 10)  // flag and disable for each of five
-        let lines = journal.lines
-        #expect(lines.first == "run-started" && lines.last == "run-finished")
-        // Batches of at most 2, taken in plan order, one action per consumer, never ahead of an
-        // earlier action on the same consumer (worked out by hand for this plan of flag+disable × 5).
-        let intents = lines.filter { $0.hasPrefix("intent ") }
         #expect(plan.actions.map { "\($0.kind.rawValue) \($0.consumer.id)" }.prefix(2) == ["flag c-1", "disable c-1"])
+        // Waves of at most 4 × concurrency = 8 actions, taken in plan order, one action per
+        // consumer, never ahead of an earlier action on the same consumer: the intents of a wave,
+        // then its outcomes in plan order (worked out by hand for this plan of flag+disable × 5).
+        let flags = Self.ids.map { "flag \($0)" }, disables = Self.ids.map { "disable \($0)" }
+        let lines = journal.lines
         #expect(
-            intents == [
-                "flag c-1", "flag c-2", "disable c-1", "disable c-2", "flag c-3", "flag c-4", "disable c-3", "disable c-4",
-                "flag c-5", "disable c-5",
-            ].map { "intent " + $0 })
-        var i = 1
-        while i < lines.count - 1 {
-            var batch = 0
-            while lines[i].hasPrefix("intent ") {
-                batch += 1
-                i += 1
-            }
-            #expect((1...2).contains(batch), "a batch of \(batch)")
-            for _ in 0..<batch {
-                #expect(lines[i].hasPrefix("outcome ") && lines[i].hasSuffix(" applied"), "\(lines[i])")
-                i += 1
-            }
-        }
+            lines == ["run-started"] + flags.map { "intent " + $0 } + flags.map { "outcome \($0) applied" }
+                + disables.map { "intent " + $0 } + disables.map { "outcome \($0) applied" } + ["run-finished"])
+        let intents = lines.filter { $0.hasPrefix("intent ") }
         for id in Self.ids {
             let flag = try #require(intents.firstIndex(of: "intent flag \(id)"))
             let disable = try #require(intents.firstIndex(of: "intent disable \(id)"))
@@ -96,13 +82,27 @@ struct EngineTests {
 
     @Test func aJournalThatFailsMidRunStopsEveryLaterWrite() async throws {
         let g = gateway(concurrency: 1)
-        // run-started, intent flag c-1, outcome: the next intent cannot be written.
-        let journal = MemoryJournal(failAfter: 3)
+        // run-started, then the first wave (4 × concurrency): four intents, four outcomes. The
+        // second wave's intents cannot be written, so none of its writes is made.
+        let journal = MemoryJournal(failAfter: 9)
         let report = await run(g, journal: journal)
         #expect(report.exitStatus == .error)
-        #expect(g.current.writes == ["mark c-1"], "a write was made without its intent on disk")
-        #expect(journal.lines == ["run-started", "intent flag c-1", "outcome flag c-1 applied"])
+        let first = ["c-1", "c-2", "c-3", "c-4"]
+        #expect(g.current.writes == first.map { "mark \($0)" }, "a write was made without its intent on disk")
+        #expect(
+            journal.lines == ["run-started"] + first.map { "intent flag \($0)" } + first.map { "outcome flag \($0) applied" })
         #expect(report.errors.contains { $0.contains("cannot write the journal") })
+    }
+
+    @Test func aWaveWhoseIntentsCannotAllBeWrittenMakesNoWrite() async throws {
+        let g = gateway(concurrency: 1)
+        // run-started and three of the first wave's four intents would fit: the group is refused
+        // whole, and run-finished still fits.
+        let journal = MemoryJournal(failAfter: 4)
+        let report = await run(g, journal: journal)
+        #expect(report.exitStatus == .error)
+        #expect(g.current.writes.isEmpty)
+        #expect(journal.lines == ["run-started", "run-finished"])
     }
 
     @Test func aStopRequestBetweenWritesEndsTheRunAfterTheWriteInFlight() async throws {
@@ -114,7 +114,16 @@ struct EngineTests {
         let last = try #require(journal.all.last)
         #expect(last["event"] == "run-finished")
         #expect(last["stopped"] == true)
-        #expect(journal.lines.filter { $0.hasPrefix("intent") }.count == 1)
+        // The first wave's intents were durable before its writes; the three that had not started
+        // are answered as not attempted, so no intent is left without its outcome.
+        let waiting = ["c-2", "c-3", "c-4"]
+        #expect(
+            journal.lines == ["run-started"] + (["c-1"] + waiting).map { "intent flag \($0)" } + ["outcome flag c-1 applied"]
+                + waiting.map { "outcome flag \($0) failed" } + ["run-finished"])
+        let notAttempted = journal.all.filter { $0["event"] == "outcome" && $0["outcome"] == "failed" }
+        #expect(notAttempted.allSatisfy { $0["error"] == "not attempted: stopped by a signal" })
+        #expect(report.errors.contains("stopped by a signal before 9 remaining actions"), "\(report.errors)")
+        #expect(!report.errors.contains { $0.contains("failed: not attempted") })
     }
 
     @Test func aFailedWriteSkipsThatConsumersLaterActionsAndTheRestApply() async throws {
