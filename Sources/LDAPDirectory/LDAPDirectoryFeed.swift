@@ -217,7 +217,7 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
             for event in events {
                 if case .live(let resumed) = event {
                     live = true
-                    let known = session.withLock { $0.users.count }
+                    let known = session.withLock { $0.entries.count }
                     let stats = statistics()
                     logger.info(
                         "ldap feed live",

@@ -17,8 +17,13 @@ struct SyncSession: Sendable {
         case persisting
     }
 
-    /// What the feed knows of each entry in scope, by entryUUID.
-    private(set) var users: [String: DirectoryUser] = [:]
+    /// What the feed knows of each entry in scope, by entryUUID (held packed: a watch keeps one
+    /// per user for as long as it runs).
+    private(set) var entries: [CompactText: DirectoryUser] = [:]
+    /// `entries` by their keys as text (for tests and diagnostics; it copies).
+    var users: [String: DirectoryUser] {
+        Dictionary(uniqueKeysWithValues: entries.map { ($0.key.string, $0.value) })
+    }
     /// The server's cookie for `users`; nil before a first refresh (or a server that gives none).
     private(set) var cookie: [UInt8]?
     private(set) var phase: Phase = .idle
@@ -29,18 +34,18 @@ struct SyncSession: Sendable {
         var user: DirectoryUser?
         var changedAt: Double?
     }
-    private var staged: [String: Change] = [:]
-    private var stagedOrder: [String] = []
+    private var staged: [CompactText: Change] = [:]
+    private var stagedOrder: [CompactText] = []
     private var stagedCookie: [UInt8]?
     /// The server answered an empty cookie during a resumed refresh: it did not know ours.
     private var cookieDropped = false
     /// Present phase: every entry the server named as still there.
-    private var present: Set<String> = []
+    private var present: Set<CompactText> = []
     /// A `.live` was delivered since the last `.refreshRequired`.
     private var wasLive = false
 
     /// Entries known, staged and named present: the memory this session holds.
-    var footprint: Int { users.count + staged.count + present.count }
+    var footprint: Int { entries.count + staged.count + present.count }
 
     /// A sync search starts; it resumes from `cookie` when there is one. Without one after a
     /// `.live`, the feed cannot resume and says so.
@@ -49,7 +54,7 @@ struct SyncSession: Sendable {
         phase = .refreshing
         resuming = cookie != nil
         guard !resuming else { return [] }
-        users = [:]
+        entries = [:]
         if wasLive {
             wasLive = false
             return [.refreshRequired("the server gave no cookie to resume from")]
@@ -67,7 +72,7 @@ struct SyncSession: Sendable {
     /// starts fresh (the caller delivers `.refreshRequired`).
     mutating func reset() {
         clearRefresh()
-        users = [:]
+        entries = [:]
         cookie = nil
         phase = .idle
         wasLive = false
@@ -79,12 +84,12 @@ struct SyncSession: Sendable {
     /// Staged entries that are active by their attributes: the ones `disabled_filter` may still
     /// deactivate before the refresh is applied.
     var stagedActiveKeys: [String] {
-        stagedOrder.filter { staged[$0]?.user?.state == .active }
+        stagedOrder.filter { staged[$0]?.user?.state == .active }.map(\.string)
     }
 
     /// Marks staged entries as matching `disabled_filter`.
     mutating func markDisabled(_ keys: Set<String>) {
-        for key in keys where staged[key]?.user?.state == .active {
+        for key in keys.map(CompactText.init) where staged[key]?.user?.state == .active {
             staged[key]?.user?.state = .deactivated
             staged[key]?.user?.deactivationReason = "matches disabled_filter"
         }
@@ -94,8 +99,9 @@ struct SyncSession: Sendable {
     /// present and delete, and nil for an add or modify whose entry has no readable id (then what
     /// was known of it is kept; it still counts as present).
     mutating func entry(
-        _ state: ContentSync.State, key: String, user: DirectoryUser?, changedAt: Double?, cookie: [UInt8]?
+        _ state: ContentSync.State, key text: String, user: DirectoryUser?, changedAt: Double?, cookie: [UInt8]?
     ) -> [FeedEvent] {
+        let key = CompactText(text)
         switch phase {
         case .idle:
             return []
@@ -135,7 +141,7 @@ struct SyncSession: Sendable {
             break
         case .idSet(_, let refreshDeletes, let uuids):
             if refreshDeletes {
-                for key in uuids {
+                for key in uuids.map(CompactText.init) {
                     if phase == .refreshing {
                         stage(key, Change(user: nil, changedAt: nil))
                     } else {
@@ -143,7 +149,7 @@ struct SyncSession: Sendable {
                     }
                 }
             } else if phase == .refreshing {
-                present.formUnion(uuids)
+                present.formUnion(uuids.map(CompactText.init))
             }
         case .refreshPresent:
             if phase == .refreshing { endPresentPhase() }
@@ -185,10 +191,10 @@ struct SyncSession: Sendable {
         var events: [FeedEvent] = []
         for key in stagedOrder {
             guard let change = staged[key] else { continue }
-            let before = users[key]
-            if let user = change.user { users[key] = user } else { users.removeValue(forKey: key) }
+            let before = entries[key]
+            if let user = change.user { entries[key] = user } else { entries.removeValue(forKey: key) }
             if resuming && before != change.user {
-                events.append(.changed(key: key, before: before, now: change.user, changedAt: change.changedAt))
+                events.append(.changed(key: key.string, before: before, now: change.user, changedAt: change.changedAt))
             }
         }
         if let stagedCookie { cookie = stagedCookie }
@@ -200,21 +206,21 @@ struct SyncSession: Sendable {
         return events
     }
 
-    private mutating func stage(_ key: String, _ change: Change) {
+    private mutating func stage(_ key: CompactText, _ change: Change) {
         if staged.updateValue(change, forKey: key) == nil { stagedOrder.append(key) }
     }
 
     /// A change in the persist phase, delivered at once unless it changes nothing we model.
-    private mutating func apply(_ key: String, _ user: DirectoryUser?, _ changedAt: Double?) -> [FeedEvent] {
-        let before = users[key]
-        if let user { users[key] = user } else { users.removeValue(forKey: key) }
-        return before == user ? [] : [.changed(key: key, before: before, now: user, changedAt: changedAt)]
+    private mutating func apply(_ key: CompactText, _ user: DirectoryUser?, _ changedAt: Double?) -> [FeedEvent] {
+        let before = entries[key]
+        if let user { entries[key] = user } else { entries.removeValue(forKey: key) }
+        return before == user ? [] : [.changed(key: key.string, before: before, now: user, changedAt: changedAt)]
     }
 
     /// The end of a present phase: every known entry the server did not name is gone.
     private mutating func endPresentPhase() {
         if resuming {
-            for key in users.keys.sorted() where !present.contains(key) && staged[key] == nil {
+            for key in entries.keys.sorted() where !present.contains(key) && staged[key] == nil {
                 stage(key, Change(user: nil, changedAt: nil))
             }
         }

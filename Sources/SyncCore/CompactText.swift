@@ -16,6 +16,8 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
         storage = Self.packUUID(text).map { .uuid($0.0, $0.1) } ?? .text(text)
     }
 
+    init(bits: (UInt64, UInt64)) { storage = .uuid(bits.0, bits.1) }
+
     /// The text.
     public var string: String {
         switch storage {
@@ -25,6 +27,60 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
     }
 
     public var description: String { string }
+
+    public var isEmpty: Bool {
+        if case .text(let text) = storage { return text.isEmpty }
+        return false
+    }
+
+    /// Calls `body` with the text's UTF-8 bytes; a packed UUID is spelled out on the stack, with
+    /// no String made.
+    public func withUTF8<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        switch storage {
+        case .text(var text):
+            return try text.withUTF8(body)
+        case .uuid(let high, let low):
+            return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { buffer in
+                Self.spell(high, low, into: buffer)
+                return try body(UnsafeBufferPointer(buffer))
+            }
+        }
+    }
+
+    /// The 64-bit FNV-1a hash of the text's bytes when it is a packed UUID (nil otherwise): the
+    /// planner's match hash, without a String or the shape checks text needs.
+    var packedFNV1a: UInt64? {
+        guard case .uuid(let high, let low) = storage else { return nil }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        @inline(__always) func mix(_ c: UInt8) { h = (h ^ UInt64(c)) &* 0x0000_0100_0000_01b3 }
+        @inline(__always) func hex(_ word: UInt64, _ nibble: Int) -> UInt8 {
+            let d = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * nibble)) & 0xF
+            return d < 10 ? d &+ 48 : d &+ 87
+        }
+        for nibble in 0..<16 {
+            if nibble == 8 || nibble == 12 { mix(0x2D) }
+            mix(hex(high, nibble))
+        }
+        mix(0x2D)
+        for nibble in 0..<16 {
+            if nibble == 4 { mix(0x2D) }
+            mix(hex(low, nibble))
+        }
+        return h
+    }
+
+    /// The bits of text in UUID form in any case (ASCII hex), as a packed UUID holds them; nil for
+    /// a packed value or text of another shape.
+    var foldedUUIDBits: (UInt64, UInt64)? {
+        guard case .text(let text) = storage, text.utf8.count == 36 else { return nil }
+        return Self.packUUID(text.lowercased())
+    }
+
+    /// Whether both hold the same packed UUID (nil when either is not packed).
+    func samePacked(_ other: CompactText) -> Bool? {
+        guard case .uuid(let ah, let al) = storage, case .uuid(let bh, let bl) = other.storage else { return nil }
+        return ah == bh && al == bl
+    }
 
     /// Whether the text is held as a packed UUID (for tests of the layout).
     public var isPacked: Bool {
@@ -68,30 +124,36 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
 
     static func unpackUUID(_ high: UInt64, _ low: UInt64) -> String {
         String(unsafeUninitializedCapacity: 36) { out in
-            @inline(__always) func hex(_ word: UInt64, _ nibble: Int) -> UInt8 {
-                let d = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * nibble)) & 0xF
-                return d < 10 ? d &+ 48 : d &+ 87
-            }
-            var position = 0
-            for nibble in 0..<16 {
-                if nibble == 8 || nibble == 12 {
-                    out[position] = 0x2D
-                    position += 1
-                }
-                out[position] = hex(high, nibble)
-                position += 1
-            }
-            out[position] = 0x2D
-            position += 1
-            for nibble in 0..<16 {
-                if nibble == 4 {
-                    out[position] = 0x2D
-                    position += 1
-                }
-                out[position] = hex(low, nibble)
-                position += 1
-            }
+            spell(high, low, into: out)
             return 36
+        }
+    }
+
+    /// Writes the canonical 36 bytes of a packed UUID into `out` (at least 36 long).
+    @inline(__always)
+    static func spell(_ high: UInt64, _ low: UInt64, into out: UnsafeMutableBufferPointer<UInt8>) {
+        @inline(__always) func hex(_ word: UInt64, _ nibble: Int) -> UInt8 {
+            let d = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * nibble)) & 0xF
+            return d < 10 ? d &+ 48 : d &+ 87
+        }
+        var position = 0
+        for nibble in 0..<16 {
+            if nibble == 8 || nibble == 12 {
+                out[position] = 0x2D
+                position += 1
+            }
+            out[position] = hex(high, nibble)
+            position += 1
+        }
+        out[position] = 0x2D
+        position += 1
+        for nibble in 0..<16 {
+            if nibble == 4 {
+                out[position] = 0x2D
+                position += 1
+            }
+            out[position] = hex(low, nibble)
+            position += 1
         }
     }
 }

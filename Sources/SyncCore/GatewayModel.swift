@@ -8,6 +8,8 @@ public struct Consumer: Hashable, Sendable, Codable {
         get { storedCustomID?.string }
         set { storedCustomID = newValue.map(CompactText.init) }
     }
+    /// `customID` as held (no String made for a UUID).
+    public var customIDText: CompactText? { storedCustomID }
     /// `nil` when the gateway holds no tags at all; kept distinct from `[]` so writes do not invent changes.
     public var tags: [String]?
 

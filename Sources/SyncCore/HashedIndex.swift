@@ -33,14 +33,14 @@ struct HashedIndex<Values: MatchValues>: Sendable {
         }
     }
 
-    private mutating func insert(_ v: String, _ i: Int32, hash: UInt64?) {
+    private mutating func insert(_ v: CompactText, _ i: Int32, hash: UInt64?) {
         guard let h = hash, !collided.contains(h) else {
-            insertString(MatchKey.normalize(v, as: field), i)
+            insertString(MatchKey.normalize(v.string, as: field), i)
             return
         }
         guard let other = byHash.updateValue(i, forKey: h) else { return }
-        let otherKey = MatchKey.normalize(values.matchValue(at: Int(other))!, as: field)
-        let key = MatchKey.normalize(v, as: field)
+        let otherKey = MatchKey.normalize(values.matchValue(at: Int(other))!.string, as: field)
+        let key = MatchKey.normalize(v.string, as: field)
         if otherKey == key {
             byHash[h] = other  // keep the first entry; the value is shared
             shared[key, default: 1] += 1
@@ -61,20 +61,21 @@ struct HashedIndex<Values: MatchValues>: Sendable {
 
     /// The entry with this value, confirmed against `value`; `hash` is `MatchKey.hash(v)` when the
     /// caller has it already. When several entries hold it, `shared` says so.
-    func entry(for v: String, hash: UInt64?? = nil) -> Int? {
+    func entry(for v: CompactText, hash: UInt64?? = nil) -> Int? {
         if let h = hash ?? MatchKey.hash(v, as: field), !collided.contains(h) {
             guard let i = byHash[h] else { return nil }
             return MatchKey.same(values.matchValue(at: Int(i))!, v, as: field) ? Int(i) : nil
         }
-        return byString[MatchKey.normalize(v, as: field)].map(Int.init)
+        return byString[MatchKey.normalize(v.string, as: field)].map(Int.init)
     }
 }
 
 /// What a `HashedIndex` indexes: entry i's match value (nil when it has none). A protocol, not a
-/// closure, so the index is specialised for users and consumers and pays no closure calls.
+/// closure, so the index is specialised for users and consumers and pays no closure calls. Values
+/// are compact: ids in UUID form are hashed and compared packed, with no string made.
 protocol MatchValues: Sendable {
     var count: Int { get }
-    func matchValue(at i: Int) -> String?
+    func matchValue(at i: Int) -> CompactText?
 }
 
 /// Users' ids or usernames.
@@ -82,8 +83,8 @@ struct UserValues: MatchValues {
     let users: [DirectoryUser]
     let field: MatchRule.UserField
     var count: Int { users.count }
-    func matchValue(at i: Int) -> String? {
-        let v = field == .id ? users[i].id.rawValue : users[i].username
+    func matchValue(at i: Int) -> CompactText? {
+        let v = field == .id ? users[i].id.value : users[i].username.map(CompactText.init)
         return v?.isEmpty == false ? v : nil
     }
 }
@@ -93,8 +94,8 @@ struct ConsumerValues: MatchValues {
     let consumers: [Consumer]
     let field: MatchRule.ConsumerField
     var count: Int { consumers.count }
-    func matchValue(at i: Int) -> String? {
-        let v = field == .customID ? consumers[i].customID : consumers[i].username
+    func matchValue(at i: Int) -> CompactText? {
+        let v = field == .customID ? consumers[i].customIDText : consumers[i].username.map(CompactText.init)
         return v?.isEmpty == false ? v : nil
     }
 }

@@ -64,30 +64,51 @@ extension MatchKey {
     /// Nil for non-ASCII usernames, which take the string path.
     static func hash(_ value: String, as field: MatchRule.UserField) -> UInt64? {
         var copy = value
-        return copy.withUTF8 { bytes -> UInt64? in
-            // One pass: the folded hash, the exact hash, and whether the bytes have the UUID shape.
-            var folded: UInt64 = 0xcbf2_9ce4_8422_2325
-            var exact: UInt64 = 0xcbf2_9ce4_8422_2325
-            var uuid = bytes.count == 36
-            var ascii = true
-            for i in 0..<bytes.count {
-                let c = bytes[i]
-                if c >= 0x80 { ascii = false }
-                if uuid {
-                    if i == 8 || i == 13 || i == 18 || i == 23 {
-                        uuid = c == UInt8(ascii: "-")
-                    } else {
-                        uuid = (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102)
-                    }
+        return copy.withUTF8 { hash(bytes: $0, as: field) }
+    }
+
+    /// `hash` of a compact value; a packed UUID is hashed without building its string.
+    static func hash(_ value: CompactText, as field: MatchRule.UserField) -> UInt64? {
+        // A packed UUID is canonical lowercase: its folded and exact hashes are the same.
+        if let h = value.packedFNV1a { return h }
+        return value.withUTF8 { hash(bytes: $0, as: field) }
+    }
+
+    static func hash(bytes: UnsafeBufferPointer<UInt8>, as field: MatchRule.UserField) -> UInt64? {
+        // One pass: the folded hash, the exact hash, and whether the bytes have the UUID shape.
+        var folded: UInt64 = 0xcbf2_9ce4_8422_2325
+        var exact: UInt64 = 0xcbf2_9ce4_8422_2325
+        var uuid = bytes.count == 36
+        var ascii = true
+        for i in 0..<bytes.count {
+            let c = bytes[i]
+            if c >= 0x80 { ascii = false }
+            if uuid {
+                if i == 8 || i == 13 || i == 18 || i == 23 {
+                    uuid = c == UInt8(ascii: "-")
+                } else {
+                    uuid = (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102)
                 }
-                folded = (folded ^ UInt64(c &- 65 < 26 ? c + 32 : c)) &* 0x0000_0100_0000_01b3
-                exact = (exact ^ UInt64(c)) &* 0x0000_0100_0000_01b3
             }
-            switch field {
-            case .username: return ascii ? folded : nil
-            case .id: return uuid ? folded : exact
-            }
+            folded = (folded ^ UInt64(c &- 65 < 26 ? c + 32 : c)) &* 0x0000_0100_0000_01b3
+            exact = (exact ^ UInt64(c)) &* 0x0000_0100_0000_01b3
         }
+        switch field {
+        case .username: return ascii ? folded : nil
+        case .id: return uuid ? folded : exact
+        }
+    }
+
+    /// `same` for compact values: two packed UUIDs compare as their bits.
+    /// A packed UUID against text: the same only when the text is that UUID in other capitals
+    /// (under either rule, a UUID's normal form is its lowercase).
+    static func same(_ a: CompactText, _ b: CompactText, as field: MatchRule.UserField) -> Bool {
+        if let same = a.samePacked(b) { return same }
+        if a.isPacked != b.isPacked {
+            let (packed, text) = a.isPacked ? (a, b) : (b, a)
+            if let bits = text.foldedUUIDBits { return packed.samePacked(CompactText(bits: bits)) == true }
+        }
+        return same(a.string, b.string, as: field)
     }
 
 }

@@ -63,7 +63,7 @@ public struct Planner: Sendable {
 
         /// The one user with this value (normalised); `shared` says when there are several.
         /// `hash` is `MatchKey.hash(value)` when the caller has it already.
-        func user(for value: String, hash: UInt64?? = nil) -> DirectoryUser? {
+        func user(for value: CompactText, hash: UInt64?? = nil) -> DirectoryUser? {
             index.entry(for: value, hash: hash).map { index.values.users[$0] }
         }
     }
@@ -110,8 +110,8 @@ private struct GatewayPlanner {
     var policy: Policy { planner.policy }
     var gateway: String { snapshot.name }
 
-    func matchValue(_ consumer: Consumer) -> String? {
-        let value = rule.consumer == .customID ? consumer.customID : consumer.username
+    func matchValue(_ consumer: Consumer) -> CompactText? {
+        let value = rule.consumer == .customID ? consumer.customIDText : consumer.username.map(CompactText.init)
         guard let value, !value.isEmpty else { return nil }
         return value
     }
@@ -190,11 +190,11 @@ private struct GatewayPlanner {
             report(.unlinked, consumer, user: nil, "consumer has no \(rule.consumer.rawValue)")
             return
         }
-        if !claims.isEmpty, let n = claims[MatchKey.normalize(value, as: rule.user)] {
+        if !claims.isEmpty, let n = claims[MatchKey.normalize(value.string, as: rule.user)] {
             report(.disputed, consumer, user: nil, "\(n) consumers claim \(rule.user.rawValue) \(value)")
             return
         }
-        if !users.shared.isEmpty, let shared = users.shared[MatchKey.normalize(value, as: rule.user)] {
+        if !users.shared.isEmpty, let shared = users.shared[MatchKey.normalize(value.string, as: rule.user)] {
             report(.disputed, consumer, user: nil, "\(shared) users have \(rule.user.rawValue) \(value)")
             return
         }

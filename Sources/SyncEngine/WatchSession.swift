@@ -100,7 +100,7 @@ public final class WatchSession: Sendable {
         var disabledByUs: [String: [String: Int64]]
         var recentDisables: [Int64]
         /// Managed consumers by gateway, then by normalised match value (from the last full read).
-        var index: [String: [String: [ConsumerID]]] = [:]
+        var index: [String: [CompactText: ConsumerMatches]] = [:]
         /// Flagged consumers waiting out their grace period.
         var waiting: [GraceWait] = []
         /// Consumers whose gateway could not be read or written: the next tick tries them again.
@@ -256,7 +256,7 @@ public final class WatchSession: Sendable {
     func fullRun(trigger: String) async -> RunReport {
         var started = template
         started.trigger = trigger
-        let index = Box<[String: [String: [ConsumerID]]]>([:])
+        let index = Box<[String: [CompactText: ConsumerMatches]]>([:])
         let rules = Dictionary(planner.gateways.map { ($0.name, $0.match) }, uniquingKeysWith: { a, _ in a })
         let current = hooks.makeSource()
         source.withLock { $0 = current }
@@ -265,12 +265,17 @@ public final class WatchSession: Sendable {
             runID: hooks.newRunID(), started: started, logger: logger, now: { [clock] in Int64(clock()) },
             shouldStop: shouldStop)
         run.observeSnapshots = { snapshots in
-            var built: [String: [String: [ConsumerID]]] = [:]
+            var built: [String: [CompactText: ConsumerMatches]] = [:]
             for snapshot in snapshots {
                 let rule = rules[snapshot.name] ?? .recommended
                 for consumer in snapshot.consumers {
                     guard let value = Self.matchValue(consumer, rule) else { continue }
-                    built[snapshot.name, default: [:]][MatchKey.normalize(value, as: rule.user), default: []].append(consumer.id)
+                    let key = CompactText(MatchKey.normalize(value, as: rule.user))
+                    if built[snapshot.name]?[key] != nil {
+                        built[snapshot.name]?[key]?.add(consumer.id)
+                    } else {
+                        built[snapshot.name, default: [:]][key] = .one(consumer.id)
+                    }
                 }
             }
             index.withLock { $0 = built }
@@ -316,7 +321,7 @@ public final class WatchSession: Sendable {
             for gateway in planner.gateways {
                 for user in [change.before, change.now].compactMap({ $0 }) {
                     guard let value = gateway.match.user == .id ? user.id.rawValue : user.username else { continue }
-                    for id in index[gateway.name]?[MatchKey.normalize(value, as: gateway.match.user)] ?? [] {
+                    for id in index[gateway.name]?[CompactText(MatchKey.normalize(value, as: gateway.match.user))]?.ids ?? [] {
                         targets[gateway.name, default: []].insert(id)
                     }
                 }
@@ -531,5 +536,26 @@ public final class WatchSession: Sendable {
         let value = rule.consumer == .customID ? consumer.customID : consumer.username
         guard let value, !value.isEmpty else { return nil }
         return value
+    }
+}
+
+/// The managed consumers of one match value in the watch's index: almost always one, held inline
+/// (the index has an entry per consumer for as long as the watch runs).
+enum ConsumerMatches: Sendable {
+    case one(ConsumerID)
+    case many([ConsumerID])
+
+    mutating func add(_ id: ConsumerID) {
+        switch self {
+        case .one(let first): self = .many([first, id])
+        case .many(let list): self = .many(list + [id])
+        }
+    }
+
+    var ids: [ConsumerID] {
+        switch self {
+        case .one(let id): return [id]
+        case .many(let list): return list
+        }
     }
 }
