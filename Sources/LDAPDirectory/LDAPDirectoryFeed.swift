@@ -478,8 +478,10 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
     /// Before a refresh is applied: which of its changed entries match `disabled_filter`.
     private func evaluateStaged(_ connection: Connection, _ settings: LDAPSettings) throws {
         guard settings.disabledFilter != nil else { return }
-        let (keys, resuming) = session.withLock { ($0.stagedActiveKeys, $0.resuming) }
-        guard !keys.isEmpty else { return }
+        // A fresh refresh asks for every disabled entry; a resumed one for its few changed ones.
+        let (any, resuming) = session.withLock { ($0.hasStagedActive, $0.resuming) }
+        guard any else { return }
+        let keys = resuming ? session.withLock { $0.stagedActiveKeys } : []
         let disabled = try disabledKeys(
             connection, settings, among: !resuming || keys.count > Self.batchLimit ? nil : keys)
         session.withLock { $0.markDisabled(disabled) }

@@ -9,7 +9,9 @@ import SyncEngine
 ///
 /// A refresh is staged and applied only when the server says it is done, so an interrupted refresh
 /// (a dropped connection, result 4, any non-success) concludes nothing and leaves `users` and
-/// `cookie` as they were: the next search resumes from the same cookie.
+/// `cookie` as they were: the next search resumes from the same cookie. A fresh refresh (no cookie:
+/// nothing known, nothing delivered) writes straight into `entries` and is taken back if it ends
+/// early, which is the same and holds each entry once.
 struct SyncSession: Sendable {
     enum Phase: Sendable, Equatable {
         case idle
@@ -39,7 +41,8 @@ struct SyncSession: Sendable {
     private var stagedCookie: [UInt8]?
     /// The server answered an empty cookie during a resumed refresh: it did not know ours.
     private var cookieDropped = false
-    /// Present phase: every entry the server named as still there.
+    /// Present phase: every entry the server named as still there. Kept only when resuming: a
+    /// fresh refresh starts from nothing, so there is nothing for it to conclude gone.
     private var present: Set<CompactText> = []
     /// A `.live` was delivered since the last `.refreshRequired`.
     private var wasLive = false
@@ -64,7 +67,7 @@ struct SyncSession: Sendable {
 
     /// The search ended before its refresh was done: nothing is concluded from it.
     mutating func interrupted() {
-        clearRefresh()
+        discardRefresh()
         phase = .idle
     }
 
@@ -82,16 +85,29 @@ struct SyncSession: Sendable {
     mutating func replaceCookie(_ value: [UInt8]) { cookie = value }
 
     /// Staged entries that are active by their attributes: the ones `disabled_filter` may still
-    /// deactivate before the refresh is applied.
+    /// deactivate before the refresh is applied (a fresh refresh's, in key order).
     var stagedActiveKeys: [String] {
-        stagedOrder.filter { staged[$0]?.user?.state == .active }.map(\.string)
+        guard resuming else { return entries.filter { $0.value.state == .active }.keys.sorted().map(\.string) }
+        return stagedOrder.filter { staged[$0]?.user?.state == .active }.map(\.string)
+    }
+
+    /// Whether `stagedActiveKeys` has any (without spelling them out).
+    var hasStagedActive: Bool {
+        resuming ? staged.values.contains { $0.user?.state == .active } : entries.values.contains { $0.state == .active }
     }
 
     /// Marks staged entries as matching `disabled_filter`.
     mutating func markDisabled(_ keys: Set<String>) {
-        for key in keys.map(CompactText.init) where staged[key]?.user?.state == .active {
-            staged[key]?.user?.state = .deactivated
-            staged[key]?.user?.deactivationReason = "matches disabled_filter"
+        for key in keys.map(CompactText.init) {
+            if resuming {
+                guard staged[key]?.user?.state == .active else { continue }
+                staged[key]?.user?.state = .deactivated
+                staged[key]?.user?.deactivationReason = "matches disabled_filter"
+            } else {
+                guard entries[key]?.state == .active else { continue }
+                entries[key]?.state = .deactivated
+                entries[key]?.deactivationReason = "matches disabled_filter"
+            }
         }
     }
 
@@ -108,9 +124,9 @@ struct SyncSession: Sendable {
         case .refreshing:
             switch state {
             case .present:
-                present.insert(key)
+                if resuming { present.insert(key) }
             case .add, .modify:
-                present.insert(key)
+                if resuming { present.insert(key) }
                 if let user { stage(key, Change(user: user, changedAt: changedAt)) }
             case .delete:
                 stage(key, Change(user: nil, changedAt: changedAt))
@@ -148,7 +164,7 @@ struct SyncSession: Sendable {
                         events += apply(key, nil, nil)
                     }
                 }
-            } else if phase == .refreshing {
+            } else if phase == .refreshing && resuming {
                 present.formUnion(uuids.map(CompactText.init))
             }
         case .refreshPresent:
@@ -171,7 +187,7 @@ struct SyncSession: Sendable {
             return []
         }
         guard let value else {
-            clearRefresh()
+            discardRefresh()
             return []
         }
         store(value.cookie)
@@ -206,7 +222,13 @@ struct SyncSession: Sendable {
         return events
     }
 
+    /// A resumed refresh is staged; a fresh one (silent, over an empty `entries`) goes straight
+    /// into `entries`, so a watch never holds a million entries twice.
     private mutating func stage(_ key: CompactText, _ change: Change) {
+        guard resuming else {
+            if let user = change.user { entries[key] = user } else { entries.removeValue(forKey: key) }
+            return
+        }
         if staged.updateValue(change, forKey: key) == nil { stagedOrder.append(key) }
     }
 
@@ -234,6 +256,12 @@ struct SyncSession: Sendable {
             return
         }
         if phase == .refreshing { stagedCookie = value } else { cookie = value }
+    }
+
+    /// A refresh that is not applied: a fresh one also takes back what it wrote into `entries`.
+    private mutating func discardRefresh() {
+        if phase == .refreshing && !resuming { entries = [:] }
+        clearRefresh()
     }
 
     private mutating func clearRefresh() {

@@ -342,6 +342,25 @@ struct SyncSessionTests {
         #expect(s.cookie == cookie2)
     }
 
+    @Test func aFreshRefreshThatEndsEarlyLeavesNothingKnown() {
+        for end in ["interrupted", "done without the control"] {
+            var s = SyncSession()
+            #expect(s.begin().isEmpty)
+            _ = s.entry(.add, key: "ka", user: a, changedAt: nil, cookie: cookie1)
+            _ = s.entry(.add, key: "kb", user: b, changedAt: nil, cookie: nil)
+            #expect(s.hasStagedActive)
+            if end == "interrupted" { s.interrupted() } else { #expect(s.done(nil).isEmpty) }
+            #expect(s.users.isEmpty && s.cookie == nil, "\(end)")
+            #expect(!s.hasStagedActive)
+            #expect(s.footprint == 0)
+            // The next search starts fresh again and goes live silently.
+            #expect(s.begin().isEmpty)
+            _ = s.entry(.add, key: "kc", user: c, changedAt: nil, cookie: nil)
+            #expect(s.info(.refreshPresent(cookie: cookie2, done: true)) == [.live(resumed: false)])
+            #expect(s.users == ["kc": c])
+        }
+    }
+
     @Test func disabledFilterMarksStagedActiveEntries() {
         var s = SyncSession()
         _ = s.begin()
