@@ -173,7 +173,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     func decode(_ message: OpaquePointer, _ connection: Connection, _ selection: AttributeSelection) -> DecodedEntry {
         let guid = settings.idAttribute.lowercased() == "objectguid"
         var entry = DecodedEntry()
-        var id: String? = nil, username: String? = nil
+        var id: CompactText? = nil, username: String? = nil
         var state: [[[UInt8]]?] = [nil, nil, nil]
         var seen = 0
         connection.walkEntry(message, selection) { entry.dn = $0 } visit: { index, values in
@@ -183,7 +183,8 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
             switch index {
             case 0:
                 entry.rawID = values.first
-                id = values.first.flatMap { LDAPValue.id($0, objectGUID: guid) }
+                // An entryUUID in canonical form is packed straight from the message's bytes.
+                id = values.first.flatMap { guid ? LDAPValue.id($0, objectGUID: true).map(CompactText.init) : CompactText(validating: $0) }
             case 1: username = values.first.flatMap { String(validating: $0, as: UTF8.self) }
             default: state[index - 2] = values.map(Connection.bytes)
             }

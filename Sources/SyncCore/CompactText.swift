@@ -16,7 +16,7 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
         storage = Self.packUUID(text).map { .uuid($0.0, $0.1) } ?? .text(text)
     }
 
-    init(bits: (UInt64, UInt64)) { storage = .uuid(bits.0, bits.1) }
+    public init(bits: (UInt64, UInt64)) { storage = .uuid(bits.0, bits.1) }
 
     /// The text.
     public var string: String {
@@ -47,33 +47,17 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
         }
     }
 
-    /// The 64-bit FNV-1a hash of the text's bytes when it is a packed UUID (nil otherwise): the
-    /// planner's match hash, without a String or the shape checks text needs.
-    var packedFNV1a: UInt64? {
+    /// The bits of a packed UUID (nil for text).
+    var packedBits: (UInt64, UInt64)? {
         guard case .uuid(let high, let low) = storage else { return nil }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        @inline(__always) func mix(_ c: UInt8) { h = (h ^ UInt64(c)) &* 0x0000_0100_0000_01b3 }
-        @inline(__always) func hex(_ word: UInt64, _ nibble: Int) -> UInt8 {
-            let d = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * nibble)) & 0xF
-            return d < 10 ? d &+ 48 : d &+ 87
-        }
-        for nibble in 0..<16 {
-            if nibble == 8 || nibble == 12 { mix(0x2D) }
-            mix(hex(high, nibble))
-        }
-        mix(0x2D)
-        for nibble in 0..<16 {
-            if nibble == 4 { mix(0x2D) }
-            mix(hex(low, nibble))
-        }
-        return h
+        return (high, low)
     }
 
     /// The bits of text in UUID form in any case (ASCII hex), as a packed UUID holds them; nil for
     /// a packed value or text of another shape.
     var foldedUUIDBits: (UInt64, UInt64)? {
-        guard case .text(let text) = storage, text.utf8.count == 36 else { return nil }
-        return Self.packUUID(text.lowercased())
+        guard case .text(var text) = storage, text.utf8.count == 36 else { return nil }
+        return text.withUTF8 { Self.packUUID(bytes: $0, foldingCase: true) }
     }
 
     /// Whether both hold the same packed UUID (nil when either is not packed).
@@ -100,25 +84,62 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
     static func packUUID(_ text: String) -> (UInt64, UInt64)? {
         guard text.utf8.count == 36 else { return nil }
         var copy = text
-        return copy.withUTF8 { bytes -> (UInt64, UInt64)? in
-            guard bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else { return nil }
-            // Lowercase hex only: capitals stay text, so the text comes back as it was.
-            var high: UInt64 = 0, low: UInt64 = 0
-            var count = 0
-            for i in 0..<36 where i != 8 && i != 13 && i != 18 && i != 23 {
-                let c = bytes[i]
-                let digit: UInt8
-                if c &- 48 < 10 {
-                    digit = c &- 48
-                } else if c &- 97 < 6 {
-                    digit = c &- 87
-                } else {
-                    return nil
+        return copy.withUTF8 { packUUID(bytes: $0) }
+    }
+
+    /// Hex digit values by byte; 0xFF for anything but 0-9 and a-f (capitals stay text, so the
+    /// text comes back as it was).
+    private static let hexValue: [UInt8] = (0..<256).map { c in
+        switch c {
+        case 48...57: UInt8(c - 48)
+        case 97...102: UInt8(c - 87)
+        default: 0xFF
+        }
+    }
+    /// The same with capitals A-F read as their values (for case-insensitive matching).
+    private static let hexValueFolding: [UInt8] = (0..<256).map { c in
+        switch c {
+        case 48...57: UInt8(c - 48)
+        case 97...102: UInt8(c - 87)
+        case 65...70: UInt8(c - 55)
+        default: 0xFF
+        }
+    }
+
+    /// `packUUID` over UTF-8 bytes, so a decoder can pack an id without making a String. With
+    /// `foldingCase`, capital hex digits are read too (the bits of the UUID's lowercase form).
+    public static func packUUID(bytes: UnsafeBufferPointer<UInt8>, foldingCase: Bool = false) -> (UInt64, UInt64)? {
+        guard bytes.count == 36, bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else {
+            return nil
+        }
+        return (foldingCase ? hexValueFolding : hexValue).withUnsafeBufferPointer { table -> (UInt64, UInt64)? in
+            var bad: UInt8 = 0
+            @inline(__always) func digits(_ range: Range<Int>, into word: inout UInt64) {
+                for i in range {
+                    let d = table[Int(bytes[i])]
+                    bad |= d
+                    word = word << 4 | UInt64(d & 0xF)
                 }
-                if count < 16 { high = high << 4 | UInt64(digit) } else { low = low << 4 | UInt64(digit) }
-                count += 1
             }
-            return (high, low)
+            var high: UInt64 = 0, low: UInt64 = 0
+            digits(0..<8, into: &high)
+            digits(9..<13, into: &high)
+            digits(14..<18, into: &high)
+            digits(19..<23, into: &low)
+            digits(24..<36, into: &low)
+            return bad & 0xF0 == 0 ? (high, low) : nil
+        }
+    }
+
+    /// The text of UTF-8 bytes (nil when they are not UTF-8), packed without a String when they
+    /// are a canonical UUID.
+    public init?(validating bytes: UnsafeBufferPointer<UInt8>) {
+        if let bits = Self.packUUID(bytes: bytes) {
+            storage = .uuid(bits.0, bits.1)
+        } else if let text = String(validating: bytes, as: UTF8.self) {
+            storage = .text(text)
+        } else {
+            return nil
         }
     }
 

@@ -20,6 +20,13 @@ public struct Consumer: Hashable, Sendable, Codable {
         self.tags = tags
     }
 
+    public init(id: ConsumerID, username: String?, customIDText: CompactText?, tags: [String]?) {
+        self.id = id
+        self.username = username
+        self.storedCustomID = customIDText
+        self.tags = tags
+    }
+
     private enum CodingKeys: String, CodingKey { case id, username, customID, tags }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -3,6 +3,7 @@ public struct ConsumerID: Hashable, Comparable, Sendable, Codable, CustomStringC
     /// Held compactly (a UUID takes no allocation): a run holds one per user or consumer.
     public let value: CompactText
     public init(_ rawValue: String) { value = CompactText(rawValue) }
+    public init(_ value: CompactText) { self.value = value }
     public var rawValue: String { value.string }
     public var description: String { rawValue }
     public static func < (a: ConsumerID, b: ConsumerID) -> Bool { a.value < b.value }
@@ -22,6 +23,7 @@ public struct UserID: Hashable, Comparable, Sendable, Codable, CustomStringConve
     /// Held compactly (a UUID takes no allocation): a run holds one per user or consumer.
     public let value: CompactText
     public init(_ rawValue: String) { value = CompactText(rawValue) }
+    public init(_ value: CompactText) { self.value = value }
     public var rawValue: String { value.string }
     public var description: String { rawValue }
     public static func < (a: UserID, b: UserID) -> Bool { a.value < b.value }

@@ -129,6 +129,40 @@ public struct JSONReader {
         return key
     }
 
+    /// The next key, as the index of the one of `names` it equals (nil for any other key). A plain
+    /// ASCII key without escapes is compared as bytes, with no String made; any other is read
+    /// (and checked) by `key()`.
+    public mutating func key(in names: [StaticString]) throws -> Int? {
+        guard try next() == UInt8(ascii: "\"") else { throw fail("expected a key") }
+        let start = offset + 1
+        var end = start
+        while end < bytes.count {
+            let c = bytes[end]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { break }
+            end += 1
+        }
+        guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else {
+            let key = try key()
+            return names.firstIndex { $0.description == key }
+        }
+        let raw = UnsafeBufferPointer(rebasing: bytes[start..<end])
+        offset = end + 1
+        guard try next() == UInt8(ascii: ":") else { throw fail("expected ':'") }
+        offset += 1
+        for i in names.indices {
+            let name = names[i]
+            guard name.utf8CodeUnitCount == raw.count else { continue }
+            let start = name.utf8Start
+            var equal = true
+            for j in 0..<raw.count where start[j] != raw[j] {
+                equal = false
+                break
+            }
+            if equal { return i }
+        }
+        return nil
+    }
+
     /// Enters an array: true when it has elements, false when it was `[]` (already consumed).
     public mutating func beginArray() throws -> Bool { try enter(UInt8(ascii: "["), UInt8(ascii: "]"), "an array") }
 
@@ -176,6 +210,18 @@ public struct JSONReader {
             return s
         }
         return try escapedString(from: start)
+    }
+
+    /// A string value as `CompactText`: a canonical UUID without escapes is packed straight from
+    /// the bytes, with no String made; anything else is `string()`.
+    public mutating func compactText() throws -> CompactText {
+        if try next() == UInt8(ascii: "\""), offset + 37 < bytes.count, bytes[offset + 37] == UInt8(ascii: "\""),
+            let bits = CompactText.packUUID(bytes: UnsafeBufferPointer(rebasing: bytes[(offset + 1)..<(offset + 37)]))
+        {
+            offset += 38
+            return CompactText(bits: bits)
+        }
+        return CompactText(try string())
     }
 
     /// Steps over a string: plain ASCII without escapes is only scanned; anything else is decoded

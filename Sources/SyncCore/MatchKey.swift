@@ -58,45 +58,45 @@ public enum MatchKey {
 }
 
 extension MatchKey {
-    /// A 64-bit FNV-1a hash of the normalised value, computed on the bytes without building the
-    /// normalised string (ASCII letters folded for usernames and UUIDs). Equal normalised values
-    /// hash equally; the planner confirms equality with `normalize` when two hashes meet.
-    /// Nil for non-ASCII usernames, which take the string path.
+    /// A 64-bit hash of the normalised value, computed without building the normalised string.
+    /// A value in UUID form (any case) hashes its 128 bits (both rules normalise a UUID to its
+    /// lowercase); any other value is FNV-1a over its bytes, ASCII letters folded for usernames.
+    /// Equal normalised values hash equally; the planner confirms equality with `same` when two
+    /// hashes meet. Nil for non-ASCII usernames, which take the string path.
     static func hash(_ value: String, as field: MatchRule.UserField) -> UInt64? {
         var copy = value
         return copy.withUTF8 { hash(bytes: $0, as: field) }
     }
 
-    /// `hash` of a compact value; a packed UUID is hashed without building its string.
+    /// `hash` of a compact value; a packed UUID is hashed from its bits, with no string made.
     static func hash(_ value: CompactText, as field: MatchRule.UserField) -> UInt64? {
-        // A packed UUID is canonical lowercase: its folded and exact hashes are the same.
-        if let h = value.packedFNV1a { return h }
+        if let bits = value.packedBits { return uuidHash(bits) }
         return value.withUTF8 { hash(bytes: $0, as: field) }
     }
 
     static func hash(bytes: UnsafeBufferPointer<UInt8>, as field: MatchRule.UserField) -> UInt64? {
-        // One pass: the folded hash, the exact hash, and whether the bytes have the UUID shape.
+        if bytes.count == 36, let bits = CompactText.packUUID(bytes: bytes, foldingCase: true) { return uuidHash(bits) }
         var folded: UInt64 = 0xcbf2_9ce4_8422_2325
         var exact: UInt64 = 0xcbf2_9ce4_8422_2325
-        var uuid = bytes.count == 36
         var ascii = true
         for i in 0..<bytes.count {
             let c = bytes[i]
             if c >= 0x80 { ascii = false }
-            if uuid {
-                if i == 8 || i == 13 || i == 18 || i == 23 {
-                    uuid = c == UInt8(ascii: "-")
-                } else {
-                    uuid = (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102)
-                }
-            }
             folded = (folded ^ UInt64(c &- 65 < 26 ? c + 32 : c)) &* 0x0000_0100_0000_01b3
             exact = (exact ^ UInt64(c)) &* 0x0000_0100_0000_01b3
         }
         switch field {
         case .username: return ascii ? folded : nil
-        case .id: return uuid ? folded : exact
+        case .id: return exact
         }
+    }
+
+    /// The 128 bits of a UUID mixed into 64 (splitmix64's finaliser over both words).
+    @inline(__always)
+    static func uuidHash(_ bits: (UInt64, UInt64)) -> UInt64 {
+        var h = (bits.0 ^ 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
+        h = (h ^ bits.1 ^ (h >> 31)) &* 0x94D0_49BB_1331_11EB
+        return h ^ (h >> 29)
     }
 
     /// `same` for compact values: two packed UUIDs compare as their bits.
