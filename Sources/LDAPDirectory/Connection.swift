@@ -401,7 +401,7 @@ final class Connection {
     /// afterwards: read its controls (`ldap_get_entry_controls`) before, never after.
     func walkEntry(
         _ message: OpaquePointer, _ selection: AttributeSelection, dn: (UnsafeBufferPointer<UInt8>) -> Void = { _ in },
-        visit: (Int, [UnsafeBufferPointer<UInt8>]) -> Void
+        visit: (Int, Values) -> Void
     ) {
         guard let ld else { return }
         var ber: OpaquePointer? = nil
@@ -419,21 +419,32 @@ final class Connection {
                 values = nil
             }
             let attribute = Self.buffer(name)
-            var list: [UnsafeBufferPointer<UInt8>]? = nil
+            var list: Values? = nil
             for index in selection.lowercased.indices where selection.matches(attribute, index) {
-                if list == nil {
-                    var items: [UnsafeBufferPointer<UInt8>] = []
-                    if let values {
-                        var k = 0
-                        while let base = values[k].bv_val {
-                            items.append(UnsafeBufferPointer(start: UnsafeRawPointer(base).assumingMemoryBound(to: UInt8.self), count: Int(values[k].bv_len)))
-                            k += 1
-                        }
-                    }
-                    list = items
-                }
+                if list == nil { list = Values(values) }
                 visit(index, list!)
             }
+        }
+    }
+
+    /// An attribute's values as libldap handed them out (a NULL-ended `berval` array), viewed
+    /// without copying: valid while the walk is at that attribute.
+    struct Values: RandomAccessCollection {
+        private let base: UnsafeMutablePointer<berval>?
+        let count: Int
+
+        init(_ base: UnsafeMutablePointer<berval>?) {
+            self.base = base
+            var n = 0
+            if let base { while base[n].bv_val != nil { n += 1 } }
+            count = n
+        }
+
+        var startIndex: Int { 0 }
+        var endIndex: Int { count }
+        subscript(i: Int) -> UnsafeBufferPointer<UInt8> {
+            precondition(i >= 0 && i < count, "value index out of range")
+            return Connection.buffer(base![i])
         }
     }
 

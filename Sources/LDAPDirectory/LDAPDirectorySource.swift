@@ -15,6 +15,8 @@ import Glibc
 /// blocking calls run on a serial queue of their own, never on the cooperative pool.
 public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     public let settings: LDAPSettings
+    /// objectGUID is binary and rendered as a GUID; any other id attribute is text.
+    let idIsObjectGUID: Bool
     private let logger: Logger
     private let progress: (@Sendable (String) -> Void)?
     let queue = DispatchQueue(label: "idp-sync.ldap")
@@ -53,6 +55,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     public init(settings: LDAPSettings, logger: Logger, progress: (@Sendable (String) -> Void)? = nil) {
         _ = Connection.ignoreOutsideConfiguration
         self.settings = settings
+        self.idIsObjectGUID = settings.idAttribute.lowercased() == "objectguid"
         self.logger = logger
         self.progress = progress
     }
@@ -171,7 +174,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
     /// A user straight from an entry message, walked once (nothing kept but the user).
     /// `selection` is `readAttributes`.
     func decode(_ message: OpaquePointer, _ connection: Connection, _ selection: AttributeSelection) -> DecodedEntry {
-        let guid = settings.idAttribute.lowercased() == "objectguid"
+        let guid = idIsObjectGUID
         var entry = DecodedEntry()
         var id: CompactText? = nil, username: String? = nil
         var state: [[[UInt8]]?] = [nil, nil, nil]
@@ -185,7 +188,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
                 entry.rawID = values.first
                 // An entryUUID in canonical form is packed straight from the message's bytes.
                 id = values.first.flatMap { guid ? LDAPValue.id($0, objectGUID: true).map(CompactText.init) : CompactText(validating: $0) }
-            case 1: username = values.first.flatMap { String(validating: $0, as: UTF8.self) }
+            case 1: username = values.first.flatMap(Self.text)
             default: state[index - 2] = values.map(Connection.bytes)
             }
         }
@@ -194,6 +197,13 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
         entry.user = DirectoryUser(
             id: UserID(id), username: username, state: reason == nil ? .active : .deactivated, deactivationReason: reason)
         return entry
+    }
+
+    /// UTF-8 bytes as text (nil when they are not UTF-8); plain ASCII needs no validation pass.
+    static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        var high: UInt8 = 0
+        for byte in bytes { high |= byte }
+        return high < 0x80 ? String(decoding: bytes, as: UTF8.self) : String(validating: bytes, as: UTF8.self)
     }
 
     /// The id as matching compares it (`MatchKey.normalize`): a packed UUID is already normalised.
