@@ -74,7 +74,7 @@ extension RunReport {
                 }
                 for wait in plan.waiting where wait.gateway == name {
                     var detail = "disable at \(TimeFormat.rfc3339(wait.disableAt))"
-                    if let now = style.now {
+                    if let now = plannedAt ?? style.now {
                         detail += wait.disableAt > now ? " (in \(TimeFormat.duration(wait.disableAt - now)))" : " (due)"
                     }
                     rows.append(

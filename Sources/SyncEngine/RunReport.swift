@@ -17,6 +17,9 @@ public struct RunReport: Sendable {
     public var sourceComplete = false
     public var gateways: [(name: String, managed: Int)] = []
     public var plan: SyncPlan?
+    /// The `now` the plan was made for: "disable at … (in …)" counts from it, not from whenever
+    /// the report is printed.
+    public var plannedAt: Int64?
     public var outcomes: [Int: ActionOutcome] = [:]
     public var refused: Refusal?
     public var errors: [String] = []

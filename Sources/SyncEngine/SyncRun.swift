@@ -134,6 +134,7 @@ public struct SyncRun: Sendable {
             }
         }
         let now = self.now()
+        report.plannedAt = now
         var plan = planner.plan(directory: directory, snapshots: snapshots, now: now)
         if !plan.detailsNeeded.isEmpty {
             for (index, gateway) in gateways.enumerated() {

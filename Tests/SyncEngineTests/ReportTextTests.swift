@@ -49,6 +49,18 @@ struct ReportTextTests {
         #expect(rows.contains { $0.contains("… waiting") && $0.contains("disable at 1970-01-01T02:00:00Z (in 2h)") })
     }
 
+    @Test func theWaitCountsFromWhenThePlanWasMadeNotWhenItIsPrinted() {
+        var report = RunReport(run: nil, dryRun: true, sourceType: "ldap")
+        var plan = SyncPlan(actions: [], findings: [], gateways: [GatewayPlanSummary(name: "prod", managed: 1, situations: [:])])
+        plan.waiting = [GraceWait(gateway: "prod", situation: .missing, consumer: Self.consumer("frank"), user: nil, disableAt: 86_400)]
+        report.plan = plan
+        report.plannedAt = 0
+        // Printed a second after the plan was made (a run that straddles a second): still 1d.
+        #expect(report.text(style: ReportStyle(now: 1)).contains("disable at 1970-01-02T00:00:00Z (in 1d)"))
+        report.plannedAt = nil
+        #expect(report.text(style: ReportStyle(now: 1)).contains("(in 23h59m59s)"))
+    }
+
     @Test func aBrakeSuggestsACompleteCommand() {
         var report = RunReport(run: nil, dryRun: true, sourceType: "ldap")
         report.plan = SyncPlan(actions: [], findings: [], gateways: [])
