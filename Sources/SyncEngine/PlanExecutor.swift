@@ -48,13 +48,19 @@ struct PlanExecutor {
         var wave: [Int] = []
         var consumers: Set<String> = []
         var perGateway: [String: Int] = [:]
+        var full = 0
         for i in remaining {
             let action = actions[i]
             let key = Self.key(action)
-            let room = perGateway[action.gateway, default: 0] < max(1, limit[action.gateway] ?? 1)
-            if room && !consumers.contains(key) {
+            let cap = max(1, limit[action.gateway] ?? 1)
+            if perGateway[action.gateway, default: 0] < cap && !consumers.contains(key) {
                 wave.append(i)
                 perGateway[action.gateway, default: 0] += 1
+                // Every gateway's share taken: nothing further down can join this wave.
+                if perGateway[action.gateway] == cap {
+                    full += 1
+                    if full == limit.count { break }
+                }
             }
             consumers.insert(key)  // later actions of this consumer wait for a later wave
         }
