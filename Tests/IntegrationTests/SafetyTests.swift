@@ -356,7 +356,7 @@ struct FailureTests {
                 "POST", "/__test/generate", #"{"count": 16, "tags": ["idp-managed"], "username_prefix": "gone"}"#)
             try await s.kong.control(
                 "POST", "/__test/faults",
-                #"{"rules": [{"method": "POST", "path_regex": "/plugins$", "status": null, "delay_ms": 300}]}"#)
+                #"{"rules": [{"method": "POST", "path_regex": "/plugins$", "status": null, "delay_ms": 1000}]}"#)
             let r = try s.sync()
             #expect(r.status == 0, "\(r.stderr)")
             let order = try s.records().filter { $0["event"] == "intent" || $0["event"] == "outcome" }.map {
@@ -368,7 +368,8 @@ struct FailureTests {
         let (_, second) = try await run()
         #expect(first.count == 64)  // 16 × (flag + disable) × (intent + outcome)
         #expect(first == second)
-        // What the server saw: the 300 ms plugin POSTs overlapped, 8 (the gateway's concurrency) at once.
+        // What the server saw: the plugin POSTs (held 1 s each, so a loaded machine still starts the
+        // other seven meanwhile) overlapped, 8 (the gateway's concurrency) at once.
         #expect(inFlight == 8, "at most \(inFlight) writes were in flight at once")
     }
 
