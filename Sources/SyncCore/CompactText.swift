@@ -33,20 +33,6 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
         return false
     }
 
-    /// Calls `body` with the text's UTF-8 bytes; a packed UUID is spelled out on the stack, with
-    /// no String made.
-    public func withUTF8<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
-        switch storage {
-        case .text(var text):
-            return try text.withUTF8(body)
-        case .uuid(let high, let low):
-            return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { buffer in
-                Self.spell(high, low, into: buffer)
-                return try body(UnsafeBufferPointer(buffer))
-            }
-        }
-    }
-
     /// The bits of a packed UUID (nil for text).
     var packedBits: (UInt64, UInt64)? {
         guard case .uuid(let high, let low) = storage else { return nil }
@@ -58,12 +44,6 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
     var foldedUUIDBits: (UInt64, UInt64)? {
         guard case .text(var text) = storage, text.utf8.count == 36 else { return nil }
         return text.withUTF8 { Self.packUUID(bytes: $0, foldingCase: true) }
-    }
-
-    /// Whether both hold the same packed UUID (nil when either is not packed).
-    func samePacked(_ other: CompactText) -> Bool? {
-        guard case .uuid(let ah, let al) = storage, case .uuid(let bh, let bl) = other.storage else { return nil }
-        return ah == bh && al == bl
     }
 
     /// Whether the text is held as a packed UUID (for tests of the layout).

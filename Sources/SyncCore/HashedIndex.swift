@@ -3,8 +3,8 @@
 /// Keys are 64-bit hashes of the normalised value (`MatchKey.hash`: a UUID's bits, or FNV-1a on
 /// the bytes, case folded where the rule says), so a million entries cost no million normalised
 /// strings. Values that cannot be hashed that way (non-ASCII usernames) and values whose hash
-/// collides with a different value live in a string-keyed side table. A hit by hash is confirmed against the
-/// entry's own value. Values held by several entries are counted in `shared`.
+/// collides with a different value live in a string-keyed side table. A hit by hash is confirmed
+/// against the entry's own value. Values held by several entries are counted in `shared`.
 struct HashedIndex<Values: MatchValues>: Sendable {
     let field: MatchRule.UserField
     /// The entries' values (kept, so a hit can be confirmed without storing strings).

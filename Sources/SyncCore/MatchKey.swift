@@ -71,7 +71,7 @@ extension MatchKey {
     /// `hash` of a compact value; a packed UUID is hashed from its bits, with no string made.
     static func hash(_ value: CompactText, as field: MatchRule.UserField) -> UInt64? {
         if let bits = value.packedBits { return uuidHash(bits) }
-        return value.withUTF8 { hash(bytes: $0, as: field) }
+        return hash(value.string, as: field)  // text is held as a String: nothing is made
     }
 
     static func hash(bytes: UnsafeBufferPointer<UInt8>, as field: MatchRule.UserField) -> UInt64? {
@@ -99,14 +99,15 @@ extension MatchKey {
         return h ^ (h >> 29)
     }
 
-    /// `same` for compact values: two packed UUIDs compare as their bits.
-    /// A packed UUID against text: the same only when the text is that UUID in other capitals
-    /// (under either rule, a UUID's normal form is its lowercase).
+    /// `same` for compact values: two packed UUIDs compare as their bits, and a packed UUID
+    /// against text in UUID form as the bits of the text's lowercase (under either rule, a UUID's
+    /// normal form is its lowercase). Anything else takes the string path.
     static func same(_ a: CompactText, _ b: CompactText, as field: MatchRule.UserField) -> Bool {
-        if let same = a.samePacked(b) { return same }
-        if a.isPacked != b.isPacked {
-            let (packed, text) = a.isPacked ? (a, b) : (b, a)
-            if let bits = text.foldedUUIDBits { return packed.samePacked(CompactText(bits: bits)) == true }
+        switch (a.packedBits, b.packedBits) {
+        case let (x?, y?): return x == y
+        case let (x?, nil): if let y = b.foldedUUIDBits { return x == y }
+        case let (nil, y?): if let x = a.foldedUUIDBits { return x == y }
+        case (nil, nil): break
         }
         return same(a.string, b.string, as: field)
     }

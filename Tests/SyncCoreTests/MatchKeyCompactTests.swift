@@ -34,7 +34,7 @@ struct MatchKeyCompactTests {
     @Test func aPackedUUIDSpellsItsText() {
         for v in Self.values {
             let text = CompactText(v)
-            #expect(text.withUTF8 { String(decoding: $0, as: UTF8.self) } == v)
+            #expect(text.string == v)
             #expect(text.isEmpty == v.isEmpty)
         }
         #expect(CompactText("").isEmpty)
