@@ -186,9 +186,8 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
             switch index {
             case 0:
                 entry.rawID = values.first
-                // An entryUUID in canonical form is packed straight from the message's bytes.
-                id = values.first.flatMap { guid ? LDAPValue.id($0, objectGUID: true).map(CompactText.init) : CompactText(validating: $0) }
-            case 1: username = values.first.flatMap(Self.text)
+                id = values.first.flatMap { LDAPValue.id($0, objectGUID: guid) }
+            case 1: username = values.first.flatMap(String.init(utf8Checking:))
             default: state[index - 2] = values.map(Connection.bytes)
             }
         }
@@ -197,13 +196,6 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
         entry.user = DirectoryUser(
             id: UserID(id), username: username, state: reason == nil ? .active : .deactivated, deactivationReason: reason)
         return entry
-    }
-
-    /// UTF-8 bytes as text (nil when they are not UTF-8); plain ASCII needs no validation pass.
-    static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        var high: UInt8 = 0
-        for byte in bytes { high |= byte }
-        return high < 0x80 ? String(decoding: bytes, as: UTF8.self) : String(validating: bytes, as: UTF8.self)
     }
 
     /// The id as matching compares it (`MatchKey.normalize`): a packed UUID is already normalised.

@@ -21,8 +21,9 @@ enum LDAPValue {
     }
 
     /// The id as text: GUIDs for `objectGUID`, UTF-8 otherwise; nil for bytes that are not text.
-    static func id(_ bytes: UnsafeBufferPointer<UInt8>, objectGUID: Bool) -> String? {
-        objectGUID ? guidString(Array(bytes)) : String(validating: bytes, as: UTF8.self)
+    /// An entryUUID in canonical form is packed straight from the message's bytes.
+    static func id(_ bytes: UnsafeBufferPointer<UInt8>, objectGUID: Bool) -> CompactText? {
+        objectGUID ? guidString(Array(bytes)).map(CompactText.init) : CompactText(validating: bytes)
     }
 
     /// Every byte as `\xx`: an equality filter that matches these exact bytes (RFC 4515).

@@ -116,7 +116,7 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
     public init?(validating bytes: UnsafeBufferPointer<UInt8>) {
         if let bits = Self.packUUID(bytes: bytes) {
             storage = .uuid(bits.0, bits.1)
-        } else if let text = String(validating: bytes, as: UTF8.self) {
+        } else if let text = String(utf8Checking: bytes) {
             storage = .text(text)
         } else {
             return nil
@@ -155,6 +155,22 @@ public struct CompactText: Hashable, Sendable, Comparable, CustomStringConvertib
             }
             out[position] = hex(low, nibble)
             position += 1
+        }
+    }
+}
+
+extension String {
+    /// The text of UTF-8 bytes, nil when they are not UTF-8. Plain ASCII (the usual id or
+    /// username) needs one OR-pass instead of full validation.
+    public init?(utf8Checking bytes: UnsafeBufferPointer<UInt8>) {
+        var high: UInt8 = 0
+        for byte in bytes { high |= byte }
+        if high < 0x80 {
+            self = String(decoding: bytes, as: UTF8.self)
+        } else if let text = String(validating: bytes, as: UTF8.self) {
+            self = text
+        } else {
+            return nil
         }
     }
 }
