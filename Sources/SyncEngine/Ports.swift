@@ -147,11 +147,8 @@ extension Gateway {
 
 /// The append-only audit journal. Each append is durable (fsynced) before it returns.
 public protocol JournalStore: AnyObject, Sendable {
-    /// Appends one record (the store adds seq, time, prev and hash) and returns its seq.
-    @discardableResult
-    func append(_ event: JournalEvent) throws -> Int64
-    /// Appends the records in order, durable together (one fsync): all of them, or, on an error,
-    /// none. Returns their seqs.
+    /// Appends the records in order (the store adds seq, time, prev and hash), durable together
+    /// (one fsync): all of them, or, on an error, none. Returns their seqs.
     @discardableResult
     func append(contentsOf events: [JournalEvent]) throws -> [Int64]
     /// `seq:hash` of the last record, for the run's last log line.
@@ -159,6 +156,12 @@ public protocol JournalStore: AnyObject, Sendable {
 }
 
 extension JournalStore {
+    /// Appends one record and returns its seq.
+    @discardableResult
+    public func append(_ event: JournalEvent) throws -> Int64 {
+        try append(contentsOf: [event])[0]
+    }
+
     /// Appends the `run-started` record of a real run; on failure the report says nothing was done.
     /// Returns false when the run must not go on.
     func startRun(_ started: JournalEvent.RunStarted, report: inout RunReport) -> Bool {

@@ -121,16 +121,10 @@ public final class JournalFile: JournalStore, @unchecked Sendable {
 
     public var head: String { lock.withLock { "\(lastSeq):\(lastHash)" } }
 
-    /// Appends one record and fsyncs it; the head file follows. Journal and head never disagree by
-    /// more than what a crash leaves: if the head cannot be written (a full disk), the record is
-    /// taken back and the append fails, so the caller makes no gateway write.
-    @discardableResult
-    public func append(_ event: JournalEvent) throws -> Int64 {
-        try append(fields: [event.fields])[0]
-    }
-
     /// Appends the records in order with one write and one fsync (a group commit): all of them are
-    /// durable when this returns, or none is kept.
+    /// durable when this returns, or none is kept. The head file follows. Journal and head never
+    /// disagree by more than what a crash leaves: if the head cannot be written (a full disk), the
+    /// records are taken back and the append fails, so the caller makes no gateway write.
     @discardableResult
     public func append(contentsOf events: [JournalEvent]) throws -> [Int64] {
         try append(fields: events.map(\.fields))

@@ -16,11 +16,6 @@ public final class MemoryJournal: JournalStore, Sendable {
     }
 
     @discardableResult
-    public func append(_ event: JournalEvent) throws -> Int64 {
-        try append(contentsOf: [event])[0]
-    }
-
-    @discardableResult
     public func append(contentsOf events: [JournalEvent]) throws -> [Int64] {
         try records.withLock { list in
             if let failAfter, list.count + events.count > failAfter { throw Full() }
