@@ -20,7 +20,7 @@ struct PlanExecutor {
 
     /// Our tags as we expect them on each consumer, advanced as actions apply.
     private var expectedTags: [String: [ConsumerID: [String]]] = [:]
-    private var failedConsumers: Set<String> = []
+    private var failedConsumers: Set<ConsumerKey> = []
 
     init(gateways: [any Gateway], journal: any JournalStore, runID: String?, logger: Logger) {
         self.gateways = gateways
@@ -46,7 +46,7 @@ struct PlanExecutor {
     /// never an action ahead of an earlier one on the same consumer. Deterministic.
     static func nextWave(_ remaining: [Int], _ actions: [SyncAction], limit: [String: Int]) -> [Int] {
         var wave: [Int] = []
-        var consumers: Set<String> = []
+        var consumers: Set<ConsumerKey> = []
         var perGateway: [String: Int] = [:]
         var full = 0
         for i in remaining {
@@ -200,7 +200,13 @@ struct PlanExecutor {
     /// The outcome of a write that a stop request kept from starting.
     static let notAttempted = "not attempted: stopped by a signal"
 
-    static func key(_ action: SyncAction) -> String { "\(action.gateway)\u{0}\(action.consumer.id.rawValue)" }
+    /// A consumer of a gateway (no String is made: waves are built by scanning what remains).
+    struct ConsumerKey: Hashable {
+        var gateway: String
+        var consumer: ConsumerID
+    }
+
+    static func key(_ action: SyncAction) -> ConsumerKey { ConsumerKey(gateway: action.gateway, consumer: action.consumer.id) }
 
     struct ChangedSincePlan: Error {
         var detail: String
