@@ -200,7 +200,7 @@ public final class LDAPDirectorySource: DirectorySource, @unchecked Sendable {
 
     /// The id as matching compares it (`MatchKey.normalize`): a packed UUID is already normalised.
     static func matchKey(_ id: UserID) -> CompactText {
-        id.value.isPacked ? id.value : CompactText(MatchKey.normalize(id.rawValue, as: .id))
+        MatchKey.key(id.value, as: .id)
     }
 
     static func hash(_ key: CompactText) -> UInt64 {

@@ -83,10 +83,7 @@ struct UserValues: MatchValues {
     let users: [DirectoryUser]
     let field: MatchRule.UserField
     var count: Int { users.count }
-    func matchValue(at i: Int) -> CompactText? {
-        let v = field == .id ? users[i].id.value : users[i].username.map(CompactText.init)
-        return v?.isEmpty == false ? v : nil
-    }
+    func matchValue(at i: Int) -> CompactText? { MatchKey.value(of: users[i], field) }
 }
 
 /// Consumers' custom_ids or usernames.
@@ -94,8 +91,5 @@ struct ConsumerValues: MatchValues {
     let consumers: [Consumer]
     let field: MatchRule.ConsumerField
     var count: Int { consumers.count }
-    func matchValue(at i: Int) -> CompactText? {
-        let v = field == .customID ? consumers[i].customIDText : consumers[i].username.map(CompactText.init)
-        return v?.isEmpty == false ? v : nil
-    }
+    func matchValue(at i: Int) -> CompactText? { MatchKey.value(of: consumers[i], field) }
 }

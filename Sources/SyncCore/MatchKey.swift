@@ -58,6 +58,26 @@ public enum MatchKey {
 }
 
 extension MatchKey {
+    /// A consumer's match value under the rule, as held (nil when it has none).
+    public static func value(of consumer: Consumer, _ field: MatchRule.ConsumerField) -> CompactText? {
+        let value = field == .customID ? consumer.customIDText : consumer.username.map(CompactText.init)
+        return value?.isEmpty == false ? value : nil
+    }
+
+    /// A user's match value under the rule, as held (nil when it has none).
+    public static func value(of user: DirectoryUser, _ field: MatchRule.UserField) -> CompactText? {
+        let value = field == .id ? user.id.value : user.username.map(CompactText.init)
+        return value?.isEmpty == false ? value : nil
+    }
+
+    /// `normalize` as a compact key. A packed UUID is canonical lowercase, already normal under
+    /// either rule, so it is its own key and no string is made.
+    public static func key(_ value: CompactText, as field: MatchRule.UserField) -> CompactText {
+        value.isPacked ? value : CompactText(normalize(value.string, as: field))
+    }
+}
+
+extension MatchKey {
     /// A 64-bit hash of the normalised value, computed without building the normalised string.
     /// A value in UUID form (any case) hashes its 128 bits (both rules normalise a UUID to its
     /// lowercase); any other value is FNV-1a over its bytes, ASCII letters folded for usernames.

@@ -110,11 +110,7 @@ private struct GatewayPlanner {
     var policy: Policy { planner.policy }
     var gateway: String { snapshot.name }
 
-    func matchValue(_ consumer: Consumer) -> CompactText? {
-        let value = rule.consumer == .customID ? consumer.customIDText : consumer.username.map(CompactText.init)
-        guard let value, !value.isEmpty else { return nil }
-        return value
-    }
+    func matchValue(_ consumer: Consumer) -> CompactText? { MatchKey.value(of: consumer, rule.consumer) }
 
     mutating func run() {
         // Values claimed by more than one consumer (the same index as the users', over consumers).

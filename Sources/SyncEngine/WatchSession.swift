@@ -269,8 +269,8 @@ public final class WatchSession: Sendable {
             for snapshot in snapshots {
                 let rule = rules[snapshot.name] ?? .recommended
                 for consumer in snapshot.consumers {
-                    guard let value = Self.matchValue(consumer, rule) else { continue }
-                    let key = CompactText(MatchKey.normalize(value, as: rule.user))
+                    guard let value = MatchKey.value(of: consumer, rule.consumer) else { continue }
+                    let key = MatchKey.key(value, as: rule.user)
                     if built[snapshot.name]?[key] != nil {
                         built[snapshot.name]?[key]?.add(consumer.id)
                     } else {
@@ -320,8 +320,8 @@ public final class WatchSession: Sendable {
             if let now = change.now { users.append(now) }
             for gateway in planner.gateways {
                 for user in [change.before, change.now].compactMap({ $0 }) {
-                    guard let value = gateway.match.user == .id ? user.id.rawValue : user.username else { continue }
-                    for id in index[gateway.name]?[CompactText(MatchKey.normalize(value, as: gateway.match.user))]?.ids ?? [] {
+                    guard let value = MatchKey.value(of: user, gateway.match.user) else { continue }
+                    for id in index[gateway.name]?[MatchKey.key(value, as: gateway.match.user)]?.ids ?? [] {
                         targets[gateway.name, default: []].insert(id)
                     }
                 }
@@ -359,10 +359,10 @@ public final class WatchSession: Sendable {
         var users: [DirectoryUser] = []
         for (gateway, consumer) in candidates {
             guard let rule = planner.gateways.first(where: { $0.name == gateway })?.match,
-                let value = Self.matchValue(consumer, rule)
+                let value = MatchKey.value(of: consumer, rule.consumer)
             else { continue }
             do {
-                if case .present(let user) = try await source.lookup(value, by: rule.user) { users.append(user) }
+                if case .present(let user) = try await source.lookup(value.string, by: rule.user) { users.append(user) }
                 targets[gateway, default: []].insert(consumer.id)
             } catch {
                 // Never "missing" because a lookup failed: the consumer waits for the next tick.
@@ -532,11 +532,6 @@ public final class WatchSession: Sendable {
                     counts: counts, stopped: shouldStop() ? true : nil)))
     }
 
-    static func matchValue(_ consumer: Consumer, _ rule: MatchRule) -> String? {
-        let value = rule.consumer == .customID ? consumer.customID : consumer.username
-        guard let value, !value.isEmpty else { return nil }
-        return value
-    }
 }
 
 /// The managed consumers of one match value in the watch's index: almost always one, held inline

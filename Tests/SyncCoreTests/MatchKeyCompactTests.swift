@@ -21,6 +21,13 @@ struct MatchKeyCompactTests {
     }
 
     @Test(arguments: [MatchRule.UserField.id, .username])
+    func keysAreTheNormalisedText(_ field: MatchRule.UserField) {
+        for v in Self.values {
+            #expect(MatchKey.key(CompactText(v), as: field) == CompactText(MatchKey.normalize(v, as: field)), "\(v)")
+        }
+    }
+
+    @Test(arguments: [MatchRule.UserField.id, .username])
     func sameAgrees(_ field: MatchRule.UserField) {
         for a in Self.values {
             for b in Self.values {
