@@ -64,7 +64,7 @@ final class Connection {
         // libldap ignores per-handle TLS options until a new TLS context is made. Making one loads
         // the CA bundle (~20 ms of CPU, 3 MB held): only for a connection that will speak TLS. With
         // referrals off, an ldap:// connection without StartTLS never does.
-        if settings.startTLS || settings.url.lowercased().contains("ldaps://") {
+        if settings.speaksTLS {
             idpsync_ldap_set_int(handle, LDAP_OPT_X_TLS_NEWCTX, 0)
         }
     }
@@ -89,12 +89,11 @@ final class Connection {
             }
             failure = rc
             guard rc == LDAP_SUCCESS else {
-                let tls = settings.url.hasPrefix("ldaps://") || settings.startTLS
                 if rc == LDAP_USER_CANCELLED { throw SourceError("LDAP \(settings.url): stopped by a signal during the bind") }
                 let hint =
                     rc == LDAP_INVALID_CREDENTIALS
                     ? "check bind_dn and the bind password"
-                    : tls
+                    : settings.speaksTLS
                         ? "check url, ca_file and that the server certificate names this host (an IP needs an IP subjectAltName)"
                         : "check url and the network"
                 throw error(rc, "bind as \(dn) failed; \(hint)")

@@ -479,9 +479,8 @@ public final class LDAPDirectoryFeed: DirectoryFeed, Sendable {
     private func evaluateStaged(_ connection: Connection, _ settings: LDAPSettings) throws {
         guard settings.disabledFilter != nil else { return }
         // A fresh refresh asks for every disabled entry; a resumed one for its few changed ones.
-        let (any, resuming) = session.withLock { ($0.hasStagedActive, $0.resuming) }
+        let (any, resuming, keys) = session.withLock { s in (s.hasStagedActive, s.resuming, s.resuming ? s.stagedActiveKeys : []) }
         guard any else { return }
-        let keys = resuming ? session.withLock { $0.stagedActiveKeys } : []
         let disabled = try disabledKeys(
             connection, settings, among: !resuming || keys.count > Self.batchLimit ? nil : keys)
         session.withLock { $0.markDisabled(disabled) }

@@ -13,6 +13,8 @@ public struct LDAPSettings: Sendable {
     public var timeoutSeconds: Int
     public var caFile: String?
     public var startTLS: Bool
+    /// Whether a connection may speak TLS: StartTLS, or an ldaps:// url (anywhere in a url list).
+    var speaksTLS: Bool { startTLS || url.lowercased().contains("ldaps://") }
     /// Bounds the whole paged read.
     public var readDeadlineSeconds: Int
     /// True after SIGTERM: the read stops within half a second.
